@@ -1,1 +1,3 @@
-export {};
+export * from './errors.ts';
+export * from './key-provider.ts';
+export * from './capabilities.ts';
