@@ -1,0 +1,24 @@
+/** The shape every server module of the local stack follows. */
+import type { Profile } from './profile.ts';
+import type { Reporter } from './reporter.ts';
+
+export interface ServerStatus {
+  name: string;
+  /** Pid from the pid file when the process runs; undefined for servers without a process (SoftHSM2). */
+  pid: number | undefined;
+  ports: number[];
+  running: boolean;
+  healthy: boolean;
+  detail: string;
+}
+
+export interface StackServer {
+  name: string;
+  /** Fetches or builds the server's binaries when they are missing. */
+  install(report: Reporter): Promise<void>;
+  /** Starts the server unless it already runs healthy, waits until it is healthy, then applies its setup. */
+  up(profile: Profile, report: Reporter): Promise<void>;
+  status(profile: Profile): Promise<ServerStatus>;
+  /** Stops the server by its pid file and waits for it to exit. */
+  down(profile: Profile, report: Reporter): Promise<void>;
+}
