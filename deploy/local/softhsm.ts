@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChecked } from './commands.ts';
 import type { Profile } from './profile.ts';
-import type { Reporter } from './reporter.ts';
 import { readOrCreateSecret } from './secrets.ts';
 import type { ServerStatus, StackServer } from './server.ts';
 
