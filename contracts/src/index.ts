@@ -1,1 +1,11 @@
-export {};
+export * from './vocabulary.ts';
+export * from './ids.ts';
+export * from './subjects.ts';
+export * from './topology.ts';
+export * from './envelope.ts';
+export * from './payloads.ts';
+export * from './messages.ts';
+export * from './parse.ts';
+export * from './status.ts';
+export * from './permissions.ts';
+export * from './generated-files.ts';
