@@ -1,0 +1,24 @@
+/**
+ * Counts passed and failed tests from node:test output. The spec reporter ends a run with
+ * `ℹ pass N` and `ℹ fail N`, the TAP reporter with `# pass N` and `# fail N`; every run in the
+ * output (one per package, replayed by Nx for cached ones) adds to the totals.
+ */
+export interface TestCounts {
+  passed: number;
+  failed: number;
+}
+
+const SUMMARY_LINE = /^\s*(?:\[[^\]]*\]\s*)?(?:[\w@/.:-]+:\s+)?(?:ℹ|#)\s+(pass|fail)\s+(\d+)\s*$/gm;
+
+export function countTests(output: string): TestCounts {
+  const counts: TestCounts = { passed: 0, failed: 0 };
+  for (const match of output.matchAll(SUMMARY_LINE)) {
+    const count = Number.parseInt(match[2] as string, 10);
+    if (match[1] === 'pass') {
+      counts.passed += count;
+    } else {
+      counts.failed += count;
+    }
+  }
+  return counts;
+}
