@@ -6,14 +6,19 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse } from 'yaml';
 import { commonSettingsSchema, settingNames, type SettingsSchema } from '@keytower/config';
+// The stack scripts are plain modules of the repository, not Nx projects, so the module-boundary
+// rule cannot place them; these tests exist to check the compose file against them.
+// eslint-disable-next-line @nx/enforce-module-boundaries
 import { NATS_USERS, passwordVariable } from '../../deploy/local/nats.ts';
-import { REPO_ROOT } from '../../scripts/lib/repo.ts';
+// eslint-disable-next-line @nx/enforce-module-boundaries
 import { DOCUMENTED_SETTINGS } from '../../scripts/lib/settings.ts';
+// eslint-disable-next-line @nx/enforce-module-boundaries
 import { SERVICES, SERVICE_NAMES } from '../../scripts/lib/services.ts';
 
 interface ComposeService {
@@ -26,6 +31,7 @@ interface ComposeFile {
   services: Record<string, ComposeService>;
 }
 
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const composeText = readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8');
 const compose = parse(composeText, { merge: true }) as ComposeFile;
 const ROLE_LABEL = 'dev.keytower.role';
