@@ -1,0 +1,162 @@
+import {
+  BUCKETS,
+  buildEnvelope,
+  type CommandStatusEntry,
+  commandStatusEntrySchema,
+  deriveKeyId,
+  type InventoryEntry,
+  inventoryEntrySchema,
+  isTerminalStatus,
+  type KeyAction,
+  messageTypes,
+  newCommandId,
+  subjects,
+} from '@keytower/contracts';
+import type { Bus } from '@keytower/bus';
+import type { KV } from '@nats-io/kv';
+import { CliError, EXIT_CODES, type ExitCode } from './errors.ts';
+
+/** CloudEvents `source` of every command the CLI publishes. */
+export const CLI_SOURCE = 'keytower/cli';
+
+export interface SubmitOptions {
+  action: KeyAction;
+  /** The key the command acts on; for create, derived from the command id instead. */
+  keyId: string | null;
+  data: Record<string, unknown>;
+  actor: string;
+  /** Reuse a command id to retry a command deliberately; a new ULID otherwise. */
+  commandId?: string;
+  timeoutSeconds: number;
+}
+
+/** What happened to a submitted command. */
+export interface SubmitResult {
+  commandId: string;
+  keyId: string;
+  /** JetStream already held a message with this command id: nothing new was stored. */
+  duplicate: boolean;
+  streamSequence: number;
+  /** The last status seen; null when none arrived before the timeout. */
+  status: CommandStatusEntry | null;
+  timedOut: boolean;
+  /** The key's inventory entry after a successful command. */
+  key: InventoryEntry | null;
+}
+
+/**
+ * Publishes one key command and waits for its terminal status.
+ *
+ * The watch on the command's own `kms_commands` entry starts before the publish, so a status
+ * written moments after the publish is never missed. A duplicate publish acknowledgement is
+ * reported in the result; the watch still returns the first submission's outcome.
+ */
+export async function submitCommand(bus: Bus, options: SubmitOptions): Promise<SubmitResult> {
+  const commandId = options.commandId ?? newCommandId();
+  const keyId = options.action === 'create' ? deriveKeyId(commandId) : options.keyId;
+  if (keyId === null) {
+    throw new CliError(`${options.action} needs a key id`, EXIT_CODES.usage);
+  }
+
+  const envelope = buildEnvelope({
+    id: commandId,
+    type: messageTypes.command(options.action),
+    subject: keyId,
+    data: options.data,
+    actor: options.actor,
+    source: CLI_SOURCE,
+  });
+
+  const statuses = await bus.kv(BUCKETS.commands);
+  const watch = await statuses.watch({ key: commandId });
+  const outcome = waitForTerminalStatus(watch, options.timeoutSeconds * 1000);
+
+  let ack;
+  try {
+    ack = await bus.publish(subjects.command(options.action, keyId), envelope);
+  } catch (error) {
+    watch.stop();
+    await outcome;
+    throw new CliError(`publish failed: ${errorMessage(error)}`, EXIT_CODES.unavailable, {
+      cause: error,
+    });
+  }
+
+  const { status, timedOut } = await outcome;
+  const key = status?.status === 'succeeded' ? await readInventoryEntry(bus, keyId) : null;
+  return {
+    commandId,
+    keyId,
+    duplicate: ack.duplicate,
+    streamSequence: ack.seq,
+    status,
+    timedOut,
+    key,
+  };
+}
+
+type StatusWatch = Awaited<ReturnType<KV['watch']>>;
+
+async function waitForTerminalStatus(
+  watch: StatusWatch,
+  timeoutMs: number,
+): Promise<{ status: CommandStatusEntry | null; timedOut: boolean }> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    watch.stop();
+  }, timeoutMs);
+
+  let last: CommandStatusEntry | null = null;
+  try {
+    for await (const entry of watch) {
+      if (entry.operation !== 'PUT') {
+        continue;
+      }
+      const parsed = commandStatusEntrySchema.safeParse(entry.json());
+      if (!parsed.success) {
+        continue;
+      }
+      last = parsed.data;
+      if (isTerminalStatus(last.status)) {
+        break;
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+    watch.stop();
+  }
+  return { status: last, timedOut: timedOut && (last === null || !isTerminalStatus(last.status)) };
+}
+
+/** Reads a key's inventory entry; null when the key is unknown. */
+export async function readInventoryEntry(bus: Bus, keyId: string): Promise<InventoryEntry | null> {
+  const inventory = await bus.kv(BUCKETS.inventory);
+  const entry = await inventory.get(keyId);
+  if (entry === null || entry.operation !== 'PUT') {
+    return null;
+  }
+  return inventoryEntrySchema.parse(entry.json());
+}
+
+/** Maps a submit result to the CLI's exit code. */
+export function exitCodeOf(result: SubmitResult): ExitCode {
+  if (result.timedOut || result.status === null) {
+    return EXIT_CODES.timeout;
+  }
+  switch (result.status.status) {
+    case 'succeeded':
+      return EXIT_CODES.success;
+    case 'rejected':
+      return EXIT_CODES.rejected;
+    case 'failed':
+    case 'dead-lettered':
+      return EXIT_CODES.failed;
+    default:
+      return EXIT_CODES.timeout;
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
