@@ -77,7 +77,10 @@ export async function watchMaxDeliveries(options: AdvisoryWatchOptions): Promise
       message.term('not a max-deliveries advisory of this durable');
       return;
     }
-    const log = logger.child({ streamSequence: advisory.stream_seq, deliveryCount: advisory.deliveries });
+    const log = logger.child({
+      streamSequence: advisory.stream_seq,
+      deliveryCount: advisory.deliveries,
+    });
 
     try {
       const stored = await bus.manager.streams.getMessage(stream, { seq: advisory.stream_seq });

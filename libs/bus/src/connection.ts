@@ -48,7 +48,10 @@ export interface Bus {
 
 function serverList(servers: string | string[]): string[] {
   const list = Array.isArray(servers) ? servers : [servers];
-  return list.flatMap((entry) => entry.split(',')).map((entry) => entry.trim()).filter(Boolean);
+  return list
+    .flatMap((entry) => entry.split(','))
+    .map((entry) => entry.trim())
+    .filter(Boolean);
 }
 
 async function watchStatus(connection: NatsConnection, logger: Logger, state: { up: boolean }) {

@@ -278,7 +278,10 @@ export async function consume(options: ConsumeOptions): Promise<RunningConsumer>
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), stopTimeoutMs);
     });
-    const outcome = await Promise.race([Promise.all(running).then(() => 'done' as const), timedOut]);
+    const outcome = await Promise.race([
+      Promise.all(running).then(() => 'done' as const),
+      timedOut,
+    ]);
     clearTimeout(timer);
 
     if (outcome === 'timeout') {

@@ -115,12 +115,22 @@ export class ProvisionConflictError extends BusError {
   readonly wanted: unknown;
 
   constructor(
-    details: { resource: string; setting: string; current: unknown; wanted: unknown },
+    details: {
+      resource: string;
+      setting: string;
+      current: unknown;
+      wanted: unknown;
+      detail?: string;
+    },
     options?: ErrorOptions,
   ) {
+    const reason =
+      details.detail === undefined
+        ? 'cannot be changed in place'
+        : `was rejected by JetStream (${details.detail})`;
     super(
       'provision-conflict',
-      `${details.resource}: ${details.setting} cannot be changed in place ` +
+      `${details.resource}: ${details.setting} ${reason} ` +
         `(current ${JSON.stringify(details.current)}, wanted ${JSON.stringify(details.wanted)}); ` +
         `create a new one and migrate, or delete it first`,
       options,

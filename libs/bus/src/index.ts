@@ -12,6 +12,17 @@ export type {
 } from './consumer.ts';
 export { DEAD_LETTER_TYPE, deadLetterId, publishDeadLetter } from './dead-letter.ts';
 export type { DeadLetterInput, DeadLetterReason } from './dead-letter.ts';
+export { provision } from './provision.ts';
+export type { ProvisionOptions, ProvisionReport } from './provision.ts';
+export { acquireLease } from './lease.ts';
+export type { Lease, LeaseOptions, LeaseRecord } from './lease.ts';
+export { runService } from './service.ts';
+export type {
+  RunningService,
+  ServiceContext,
+  ServiceDefinition,
+  StartedService,
+} from './service.ts';
 export { injectTraceContext, extractTraceContext } from './trace.ts';
 export {
   BusError,

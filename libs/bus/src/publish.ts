@@ -38,7 +38,10 @@ function buildHeaders(given: PublishOptions['headers']): MsgHdrs {
   if (given === undefined) {
     return result;
   }
-  if (typeof (given as MsgHdrs).keys === 'function' && typeof (given as MsgHdrs).values === 'function') {
+  if (
+    typeof (given as MsgHdrs).keys === 'function' &&
+    typeof (given as MsgHdrs).values === 'function'
+  ) {
     const source = given as MsgHdrs;
     for (const name of source.keys()) {
       for (const value of source.values(name)) {
