@@ -139,8 +139,11 @@ function renderConfig(profile: Profile, authorization: string, authorizationPath
     `http: "127.0.0.1:${profile.ports.natsMonitor}"`,
     'jetstream {',
     `  store_dir: "${join(dataDir, 'jetstream')}"`,
-    '  max_memory_store: 256MB',
-    '  max_file_store: 8GB',
+    '  max_memory_store: 1GB',
+    // JetStream reserves each stream's and bucket's max bytes against this ceiling and rejects a
+    // stream that would pass it. The topology reserves about 30 GiB in total; files only grow with
+    // the data actually stored, so this is a ceiling, not disk that is allocated.
+    '  max_file_store: 64GB',
     '}',
     `include "${include}"`,
     '',
