@@ -1,1 +1,3 @@
-export {};
+export { AUDIT_TABLE, ClickHouseAuditStore, applySchema, auditRow, type AuditRow, type ClickHouseStoreOptions } from './store.ts';
+export { InsertBatcher, type BatcherOptions } from './batcher.ts';
+export { parseAuditRecord, runClickHouseSink, type ClickHouseSinkOptions } from './sink.ts';
