@@ -31,7 +31,13 @@ describe('consume', () => {
   before(async () => {
     telemetry = startTelemetry({ service: 'bus-test' });
     target = await natsTarget();
-    bus = await connectBus({ servers: target.url, user: target.user, password: target.password, name: 'consume-test', logger });
+    bus = await connectBus({
+      servers: target.url,
+      user: target.user,
+      password: target.password,
+      name: 'consume-test',
+      logger,
+    });
   });
 
   after(async () => {
@@ -56,7 +62,11 @@ describe('consume', () => {
 
   test('missing durable names the provision command', async () => {
     await assert.rejects(
-      bus.consume({ stream: 'KMS_NO_SUCH_STREAM', durable: 'no-such-durable', handler: async () => {} }),
+      bus.consume({
+        stream: 'KMS_NO_SUCH_STREAM',
+        durable: 'no-such-durable',
+        handler: async () => {},
+      }),
       (error: unknown) => {
         assert.ok(isNotProvisionedError(error));
         assert.match(error.message, /no-such-durable/);
@@ -135,10 +145,14 @@ describe('consume', () => {
         assert.deepEqual(JSON.parse(Buffer.from(data.payloadBase64, 'base64').toString()), failing);
         assert.deepEqual(data.headers['Nats-Msg-Id'], [failing.id]);
 
-        await waitFor('healthy message handled', () => (handled.includes(healthy.id) ? true : undefined));
+        await waitFor('healthy message handled', () =>
+          handled.includes(healthy.id) ? true : undefined,
+        );
         const after = testEnvelope({ n: 'after' });
         await bus.publish(work.subject('k09'), after);
-        await waitFor('later message handled', () => (handled.includes(after.id) ? true : undefined));
+        await waitFor('later message handled', () =>
+          handled.includes(after.id) ? true : undefined,
+        );
         assert.equal((await readDeadLetters(bus, work.stream, work.durable)).length, 1);
       } finally {
         await consumer.stop();
@@ -211,7 +225,11 @@ describe('consume', () => {
   test('trace context survives a hop', async () => {
     await withWork('trace', {}, async (work) => {
       const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-      const parent = trace.wrapSpanContext({ traceId, spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED });
+      const parent = trace.wrapSpanContext({
+        traceId,
+        spanId: '00f067aa0ba902b7',
+        traceFlags: TraceFlags.SAMPLED,
+      });
       let seenTraceId: string | undefined;
       let seenHeader: string | undefined;
       const consumer = await bus.consume({

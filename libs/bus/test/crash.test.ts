@@ -17,7 +17,13 @@ describe('consumer crashes', () => {
 
   before(async () => {
     target = await natsTarget();
-    bus = await connectBus({ servers: target.url, user: target.user, password: target.password, name: 'crash-test', logger });
+    bus = await connectBus({
+      servers: target.url,
+      user: target.user,
+      password: target.password,
+      name: 'crash-test',
+      logger,
+    });
   });
 
   after(async () => {
@@ -48,7 +54,11 @@ describe('consumer crashes', () => {
       await killChild(child);
 
       // A replica started after the crash dead-letters the message from the advisory.
-      const replica = await bus.consume({ stream: work.stream, durable: work.durable, handler: async () => {} });
+      const replica = await bus.consume({
+        stream: work.stream,
+        durable: work.durable,
+        handler: async () => {},
+      });
       try {
         const [deadLetter] = await waitFor('dead letter from advisory', async () => {
           const found = await readDeadLetters(bus, work.stream, work.durable);
@@ -59,7 +69,10 @@ describe('consumer crashes', () => {
         assert.equal(data.reason, 'max-deliveries');
         assert.equal(data.attempts, 3);
         assert.equal(data.originalSequence, published.seq);
-        assert.deepEqual(JSON.parse(Buffer.from(data.payloadBase64, 'base64').toString()), envelope);
+        assert.deepEqual(
+          JSON.parse(Buffer.from(data.payloadBase64, 'base64').toString()),
+          envelope,
+        );
       } finally {
         await replica.stop();
       }
@@ -115,12 +128,19 @@ describe('consumer crashes', () => {
       );
 
       for (const id of ids) {
-        assert.equal(finished.filter((event) => event.id === id).length, 1, `message ${id} finished more than once`);
+        assert.equal(
+          finished.filter((event) => event.id === id).length,
+          1,
+          `message ${id} finished more than once`,
+        );
       }
       const rescued = finished.find((event) => event.id === killedId);
       assert.equal(rescued?.pid, survivor.process.pid);
       // Promptly: within one ack wait plus one handler run plus slack for the survivor's own queue.
-      assert.ok((rescued?.at ?? Infinity) - killedAt < 3_000 + 2_800 * 3 + 1_500, 'rescue took too long');
+      assert.ok(
+        (rescued?.at ?? Infinity) - killedAt < 3_000 + 2_800 * 3 + 1_500,
+        'rescue took too long',
+      );
 
       // No message ran on two replicas at the same time: every start on the survivor of a
       // message the victim had started came after the victim died.

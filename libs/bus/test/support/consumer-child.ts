@@ -34,7 +34,12 @@ const bus = await connectBus({
 
 async function handler(message: BusMessage): Promise<void> {
   const id = message.json<{ id: string }>().id;
-  emit({ event: 'start', id, deliveryCount: message.deliveryCount, isLastAttempt: message.isLastAttempt });
+  emit({
+    event: 'start',
+    id,
+    deliveryCount: message.deliveryCount,
+    isLastAttempt: message.isLastAttempt,
+  });
   if (settings.mode === 'hang-on-last') {
     if (!message.isLastAttempt) {
       throw new RetryableError('simulated failure', { retryAfterMs: 50 });

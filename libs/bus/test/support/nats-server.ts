@@ -29,6 +29,8 @@ export interface StartServerOptions {
   extraConfig?: string;
   /** Environment of the server process (for example the password variables). */
   env?: Record<string, string>;
+  /** Files written next to the configuration, by name; `include` paths are relative to it. */
+  files?: Record<string, string>;
   /** Whether to generate an `admin` user with a random password; defaults to true. */
   withAdminUser?: boolean;
 }
@@ -100,6 +102,9 @@ export async function startNatsServer(
       : '',
     options.extraConfig ?? '',
   ].join('\n');
+  for (const [name, content] of Object.entries(options.files ?? {})) {
+    writeFileSync(join(dir, name), content);
+  }
   const configPath = join(dir, 'nats.conf');
   writeFileSync(configPath, config);
 
