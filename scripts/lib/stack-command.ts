@@ -5,10 +5,14 @@ import { REPO_ROOT } from './repo.ts';
 
 const STACK_SCRIPT = join(REPO_ROOT, 'deploy', 'local', 'stack.ts');
 
-/** Runs one stack command and resolves with its exit code. */
-export function runStack(command: 'up' | 'status' | 'down', profile: string): Promise<number> {
+/**
+ * Runs one stack command and resolves with its exit code. `portOffset` is needed only for profiles
+ * other than `dev` and `test`, for example the benchmark's own `bench` profile.
+ */
+export function runStack(command: 'up' | 'status' | 'down', profile: string, portOffset?: number): Promise<number> {
+  const offsetArgs = portOffset === undefined ? [] : ['--port-offset', String(portOffset)];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [STACK_SCRIPT, command, '--profile', profile], {
+    const child = spawn(process.execPath, [STACK_SCRIPT, command, '--profile', profile, ...offsetArgs], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'inherit', 'inherit'],
     });
