@@ -1,7 +1,7 @@
 /**
- * `npm start`: brings up the `dev` stack, runs every keytower service built so far in the
- * foreground with its output prefixed by its name, restarts a service that exits unexpectedly, and
- * on Ctrl-C (SIGINT) or SIGTERM stops the services and then the stack.
+ * `npm start`: brings up the `dev` stack and runs every keytower service built so far in the
+ * foreground, each output line prefixed with the service name. A service that exits unexpectedly
+ * is restarted with backoff. Ctrl-C (SIGINT) or SIGTERM stops the services, then the stack.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';

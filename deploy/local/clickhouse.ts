@@ -14,7 +14,7 @@ import {
 } from './process.ts';
 import { REPO_ROOT, type Profile } from './profile.ts';
 import type { Reporter } from './reporter.ts';
-import type { ServerStatus, StackServer } from './server.ts';
+import { healthDetail, type ServerStatus, type StackServer } from './server.ts';
 import { CLICKHOUSE_SERVER_BINARY } from './versions.ts';
 
 export const CLICKHOUSE_DATABASE = 'keytower';
@@ -209,7 +209,7 @@ export const clickhouse: StackServer = {
       ],
       running: pid !== undefined,
       healthy,
-      detail: healthy ? '/ping ok' : pid === undefined ? 'stopped' : '/ping failed',
+      detail: healthDetail(pid, healthy, '/ping ok', '/ping failed'),
     } satisfies ServerStatus;
   },
 

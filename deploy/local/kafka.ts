@@ -17,7 +17,7 @@ import {
 } from './process.ts';
 import type { Profile } from './profile.ts';
 import type { Reporter } from './reporter.ts';
-import type { ServerStatus, StackServer } from './server.ts';
+import { healthDetail, type ServerStatus, type StackServer } from './server.ts';
 import {
   JAVA_17_BINARY,
   KAFKA_LOG4J_SLF4J_VERSION,
@@ -285,11 +285,7 @@ export const kafka: StackServer = {
       ports: [profile.ports.kafka, profile.ports.kafkaController],
       running: pid !== undefined,
       healthy,
-      detail: healthy
-        ? 'metadata request ok'
-        : pid === undefined
-          ? 'stopped'
-          : 'metadata request failed',
+      detail: healthDetail(pid, healthy, 'metadata request ok', 'metadata request failed'),
     } satisfies ServerStatus;
   },
 

@@ -17,7 +17,7 @@ import {
 import { REPO_ROOT, type Profile } from './profile.ts';
 import type { Reporter } from './reporter.ts';
 import { readOrCreateSecret } from './secrets.ts';
-import type { ServerStatus, StackServer } from './server.ts';
+import { healthDetail, type ServerStatus, type StackServer } from './server.ts';
 import { NATS_SERVER_MODULE, NATS_SERVER_VERSION, toolCacheDir } from './versions.ts';
 
 /** One NATS user per service, plus `admin` for provisioning and tests and `cli` for the command line. */
@@ -141,8 +141,8 @@ function renderConfig(profile: Profile, authorization: string, authorizationPath
     `  store_dir: "${join(dataDir, 'jetstream')}"`,
     '  max_memory_store: 1GB',
     // JetStream reserves each stream's and bucket's max bytes against this ceiling and rejects a
-    // stream that would pass it. The topology reserves about 30 GiB in total; files only grow with
-    // the data actually stored, so this is a ceiling, not disk that is allocated.
+    // stream that would exceed it. The topology reserves about 30 GiB in total. Files grow only with
+    // the data stored, so the ceiling allocates no disk.
     '  max_file_store: 64GB',
     '}',
     `include "${include}"`,
@@ -233,7 +233,7 @@ export const nats: StackServer = {
       ports: [profile.ports.nats, profile.ports.natsMonitor],
       running: pid !== undefined,
       healthy,
-      detail: healthy ? 'JetStream healthy' : pid === undefined ? 'stopped' : '/healthz is not ok',
+      detail: healthDetail(pid, healthy, 'JetStream healthy', '/healthz is not ok'),
     } satisfies ServerStatus;
   },
 

@@ -12,6 +12,19 @@ export interface ServerStatus {
   detail: string;
 }
 
+/** Describes a server's state in one phrase for `status`. */
+export function healthDetail(
+  pid: number | undefined,
+  healthy: boolean,
+  healthyText: string,
+  unhealthyText: string,
+): string {
+  if (healthy) {
+    return healthyText;
+  }
+  return pid === undefined ? 'stopped' : unhealthyText;
+}
+
 export interface StackServer {
   name: string;
   /** Fetches or builds the server's binaries when they are missing. */

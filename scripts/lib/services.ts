@@ -67,7 +67,7 @@ export function natsPasswordFile(descriptor: StackDescriptor, user: string): str
   return join(descriptor.secretsDir, `nats-${user}.password`);
 }
 
-/** The complete environment of one service: common settings plus its own. */
+/** Builds the environment of one service: the common settings plus its own. */
 export function serviceEnvironment(
   service: ServiceDefinition,
   descriptor: StackDescriptor,

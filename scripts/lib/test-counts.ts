@@ -1,7 +1,7 @@
 /**
  * Counts passed and failed tests from node:test output. The spec reporter ends a run with
- * `ℹ pass N` and `ℹ fail N`, the TAP reporter with `# pass N` and `# fail N`; every run in the
- * output (one per package, replayed by Nx for cached ones) adds to the totals.
+ * `ℹ pass N` and `ℹ fail N`, and the TAP reporter with `# pass N` and `# fail N`. Every run in
+ * the output adds to the totals, including the output Nx replays for cached packages.
  */
 export interface TestCounts {
   passed: number;

@@ -13,7 +13,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse } from 'yaml';
 import { commonSettingsSchema, settingNames, type SettingsSchema } from '@keytower/config';
 // The stack scripts are plain modules of the repository, not Nx projects, so the module-boundary
-// rule cannot place them; these tests exist to check the compose file against them.
+// rule cannot place them. These tests check the compose file against them.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { NATS_USERS, passwordVariable } from '../../deploy/local/nats.ts';
 // eslint-disable-next-line @nx/enforce-module-boundaries
@@ -58,8 +58,8 @@ function isSettingsSchema(value: unknown): value is SettingsSchema {
 }
 
 /**
- * Settings a service knows: the common ones, plus those of every settings schema its package
- * exports (an export named `…settingsSchema` or `…configSchema`), else the documented list.
+ * Returns the settings a service accepts: the common ones, plus those of every settings schema its
+ * package exports (an export named `…settingsSchema` or `…configSchema`), else the documented list.
  */
 async function knownSettings(
   service: keyof typeof DOCUMENTED_SETTINGS,

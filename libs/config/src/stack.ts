@@ -70,9 +70,9 @@ function profileHint(path: string): string {
 
 /**
  * Reads and validates a stack descriptor. The argument is a profile name (`test`, `dev`, …) or a
- * file path (relative paths start at the repository root); without it, `KEYTOWER_STACK_FILE` is
- * used, else `.data/test/stack.json`. Fails with the command that starts the stack when the file is
- * missing, and names every invalid field when it does not match the schema.
+ * file path, where a relative path starts at the repository root. Without it, the file is
+ * `KEYTOWER_STACK_FILE`, else `.data/test/stack.json`. A missing file fails with the command that
+ * starts the stack, and an invalid one with every invalid field.
  */
 export function readStackDescriptor(profileOrPath?: string): StackDescriptor {
   const path = descriptorPath(profileOrPath);
