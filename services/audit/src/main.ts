@@ -36,7 +36,10 @@ await runService({
         ? {
             beforeAppend: (record) => {
               appends += 1;
-              logger.warn({ recordId: record.recordId, appends }, 'crash point before-append: freezing the process');
+              logger.warn(
+                { recordId: record.recordId, appends },
+                'crash point before-append: freezing the process',
+              );
               process.kill(process.pid, 'SIGSTOP');
             },
           }

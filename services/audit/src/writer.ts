@@ -1,6 +1,12 @@
 import { BUCKETS, DURABLES, STREAMS, subjects } from '@keytower/contracts';
 import { GENESIS_HASH, buildRecord, type AuditRecord, type ChainHead } from '@keytower/audit-chain';
-import { RetryableError, isWrongLastSequenceError, type Bus, type BusMessage, type Lease } from '@keytower/bus';
+import {
+  RetryableError,
+  isWrongLastSequenceError,
+  type Bus,
+  type BusMessage,
+  type Lease,
+} from '@keytower/bus';
 import type { Logger } from '@keytower/telemetry';
 
 import { runAsLeader, type LeaderWork } from './leadership.ts';
@@ -74,7 +80,11 @@ async function startWriting(options: AuditWriterOptions, lease: Lease): Promise<
     }
 
     const record = buildRecord({
-      source: { stream: message.stream, sequence: message.streamSequence, subject: message.subject },
+      source: {
+        stream: message.stream,
+        sequence: message.streamSequence,
+        subject: message.subject,
+      },
       data: message.data,
       // NOTE: the bus does not expose the JetStream store time of a message, so a source
       // message without a valid envelope `time` gets the time it was recorded instead.
@@ -84,21 +94,32 @@ async function startWriting(options: AuditWriterOptions, lease: Lease): Promise<
     });
     options.beforeAppend?.(record);
 
-    const appended = await append(bus, record, state.head.auditStreamSequence).catch((error: unknown) => {
-      if (isWrongLastSequenceError(error)) {
-        logger.error(
-          { err: error, recordId: record.recordId, expectedLastSequence: state.head.auditStreamSequence },
-          'audit append rejected: another writer appended; stopping',
-        );
-        void lease.release();
-        throw new RetryableError('audit append rejected by the expected last sequence', { cause: error });
-      }
-      throw error;
-    });
+    const appended = await append(bus, record, state.head.auditStreamSequence).catch(
+      (error: unknown) => {
+        if (isWrongLastSequenceError(error)) {
+          logger.error(
+            {
+              err: error,
+              recordId: record.recordId,
+              expectedLastSequence: state.head.auditStreamSequence,
+            },
+            'audit append rejected: another writer appended; stopping',
+          );
+          void lease.release();
+          throw new RetryableError('audit append rejected by the expected last sequence', {
+            cause: error,
+          });
+        }
+        throw error;
+      },
+    );
     if (appended.duplicate) {
       // The stream already holds this record id, so the head is stale: stop and let the
       // next leader resume from the stream.
-      logger.error({ recordId: record.recordId, seq: appended.seq }, 'audit record already in the stream; stopping to resume from it');
+      logger.error(
+        { recordId: record.recordId, seq: appended.seq },
+        'audit record already in the stream; stopping to resume from it',
+      );
       void lease.release();
       throw new RetryableError('audit record already appended by another writer');
     }
@@ -123,11 +144,27 @@ async function startWriting(options: AuditWriterOptions, lease: Lease): Promise<
       void lease.release();
       throw new RetryableError('audit head update failed', { cause: error });
     }
-    logger.debug({ sequence: record.sequence, recordId: record.recordId, sourceSequence: record.source.sequence }, 'audit record appended');
+    logger.debug(
+      {
+        sequence: record.sequence,
+        recordId: record.recordId,
+        sourceSequence: record.source.sequence,
+      },
+      'audit record appended',
+    );
   }
 
-  const consumer = await bus.consume({ stream: STREAMS.auditIn, durable: DURABLES.auditWriter, handler: handle, concurrency: 1, logger });
-  logger.info({ sequence: state.head.sequence, sourceSequence: state.head.sourceSequence }, 'audit writer started');
+  const consumer = await bus.consume({
+    stream: STREAMS.auditIn,
+    durable: DURABLES.auditWriter,
+    handler: handle,
+    concurrency: 1,
+    logger,
+  });
+  logger.info(
+    { sequence: state.head.sequence, sourceSequence: state.head.sourceSequence },
+    'audit writer started',
+  );
   return {
     async stop() {
       await consumer.stop();
@@ -152,9 +189,18 @@ async function append(bus: Bus, record: AuditRecord, expectLastSequence: number)
  * so the stream's last record wins. The reconciled head is stored with this writer's
  * fencing token before anything is appended.
  */
-async function resumeHead(bus: Bus, kv: KV, lease: Lease, holder: string, logger: Logger): Promise<HeadState> {
+async function resumeHead(
+  bus: Bus,
+  kv: KV,
+  lease: Lease,
+  holder: string,
+  logger: Logger,
+): Promise<HeadState> {
   const entry = await kv.get(HEAD_KEY);
-  const stored = entry !== null && entry.operation === 'PUT' ? (entry.json<ChainHead>() as ChainHead) : undefined;
+  const stored =
+    entry !== null && entry.operation === 'PUT'
+      ? (entry.json<ChainHead>() as ChainHead)
+      : undefined;
   let revision = stored === undefined ? 0 : (entry?.revision ?? 0);
   let head: ChainHead = stored ?? {
     sequence: 0,
@@ -169,7 +215,9 @@ async function resumeHead(bus: Bus, kv: KV, lease: Lease, holder: string, logger
   };
 
   if (head.fencingToken > lease.fencingToken) {
-    throw new Error(`audit writer start failed: the head was written with fencing token ${head.fencingToken}, newer than ours`);
+    throw new Error(
+      `audit writer start failed: the head was written with fencing token ${head.fencingToken}, newer than ours`,
+    );
   }
 
   const info = await bus.manager.streams.info(STREAMS.audit);
@@ -200,8 +248,16 @@ async function resumeHead(bus: Bus, kv: KV, lease: Lease, holder: string, logger
     };
   }
 
-  head = { ...head, fencingToken: lease.fencingToken, writer: holder, updatedAt: new Date().toISOString() };
-  revision = revision === 0 ? await kv.create(HEAD_KEY, encodeHead(head)) : await kv.update(HEAD_KEY, encodeHead(head), revision);
+  head = {
+    ...head,
+    fencingToken: lease.fencingToken,
+    writer: holder,
+    updatedAt: new Date().toISOString(),
+  };
+  revision =
+    revision === 0
+      ? await kv.create(HEAD_KEY, encodeHead(head))
+      : await kv.update(HEAD_KEY, encodeHead(head), revision);
   return { head, revision };
 }
 

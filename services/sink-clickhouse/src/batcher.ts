@@ -103,15 +103,25 @@ export class InsertBatcher<T> {
         return;
       } catch (error) {
         if (this.#closing.signal.aborted) {
-          logger.warn({ err: error, size: batch.length, attempt }, 'batch insert failed while closing; messages will be redelivered');
-          const reason = new Error('batch insert failed while the sink was stopping', { cause: error });
+          logger.warn(
+            { err: error, size: batch.length, attempt },
+            'batch insert failed while closing; messages will be redelivered',
+          );
+          const reason = new Error('batch insert failed while the sink was stopping', {
+            cause: error,
+          });
           for (const entry of batch) {
             entry.reject(reason);
           }
           return;
         }
-        logger.warn({ err: error, size: batch.length, attempt, delayMs }, 'batch insert failed; retrying');
-        await sleep(jitter(delayMs), undefined, { signal: this.#closing.signal }).catch(() => undefined);
+        logger.warn(
+          { err: error, size: batch.length, attempt, delayMs },
+          'batch insert failed; retrying',
+        );
+        await sleep(jitter(delayMs), undefined, { signal: this.#closing.signal }).catch(
+          () => undefined,
+        );
         delayMs = Math.min(delayMs * 2, this.#options.retryMaxDelayMs);
       }
     }

@@ -1,3 +1,10 @@
-export { AUDIT_TABLE, ClickHouseAuditStore, applySchema, auditRow, type AuditRow, type ClickHouseStoreOptions } from './store.ts';
+export {
+  AUDIT_TABLE,
+  ClickHouseAuditStore,
+  applySchema,
+  auditRow,
+  type AuditRow,
+  type ClickHouseStoreOptions,
+} from './store.ts';
 export { InsertBatcher, type BatcherOptions } from './batcher.ts';
 export { parseAuditRecord, runClickHouseSink, type ClickHouseSinkOptions } from './sink.ts';

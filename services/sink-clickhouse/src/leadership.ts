@@ -30,13 +30,20 @@ export interface LeadershipOptions {
  * at once and the instance goes back to standby. Resolves after `signal` aborts and the
  * work has stopped.
  */
-export async function runAsLeader(options: LeadershipOptions, lead: (lease: Lease) => Promise<LeaderWork>): Promise<void> {
+export async function runAsLeader(
+  options: LeadershipOptions,
+  lead: (lease: Lease) => Promise<LeaderWork>,
+): Promise<void> {
   const { logger, signal } = options;
 
   while (!signal.aborted) {
     let lease: Lease;
     try {
-      lease = await acquireLease(options.bus, { name: options.name, holder: options.holder, ttlSeconds: options.ttlSeconds });
+      lease = await acquireLease(options.bus, {
+        name: options.name,
+        holder: options.holder,
+        ttlSeconds: options.ttlSeconds,
+      });
     } catch (error) {
       if (!isLeaseHeldError(error)) {
         logger.warn({ err: error, lease: options.name }, 'lease acquisition failed; retrying');
@@ -50,7 +57,10 @@ export async function runAsLeader(options: LeadershipOptions, lead: (lease: Leas
       work = await lead(lease);
       await firstAbort([lease.lost, signal]);
     } catch (error) {
-      logger.error({ err: error, lease: options.name, fencingToken: lease.fencingToken }, 'leader work failed; returning to standby');
+      logger.error(
+        { err: error, lease: options.name, fencingToken: lease.fencingToken },
+        'leader work failed; returning to standby',
+      );
     } finally {
       await work?.stop();
       await lease.release();
@@ -66,5 +76,7 @@ function firstAbort(signals: AbortSignal[]): Promise<void> {
   if (combined.aborted) {
     return Promise.resolve();
   }
-  return new Promise((resolve) => combined.addEventListener('abort', () => resolve(), { once: true }));
+  return new Promise((resolve) =>
+    combined.addEventListener('abort', () => resolve(), { once: true }),
+  );
 }

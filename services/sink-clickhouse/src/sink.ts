@@ -69,7 +69,10 @@ async function startSink(options: ClickHouseSinkOptions, lease: Lease): Promise<
     concurrency: options.batchMaxRecords,
     logger,
   });
-  logger.info({ batchMaxRecords: options.batchMaxRecords, batchMaxWaitMs: options.batchMaxWaitMs }, 'clickhouse sink started');
+  logger.info(
+    { batchMaxRecords: options.batchMaxRecords, batchMaxWaitMs: options.batchMaxWaitMs },
+    'clickhouse sink started',
+  );
 
   return {
     async stop() {
@@ -90,13 +93,21 @@ export function parseAuditRecord(message: BusMessage, logger: Logger): AuditReco
     record = message.json<AuditRecord>();
     expected = chainHash(record.prevHash, canonicalRecord(record));
   } catch (error) {
-    logger.error({ err: error, streamSequence: message.streamSequence }, 'audit message is not a valid record');
+    logger.error(
+      { err: error, streamSequence: message.streamSequence },
+      'audit message is not a valid record',
+    );
     throw new PermanentError('audit message is not a valid record', { cause: error });
   }
 
   if (expected !== record.hash) {
-    logger.error({ recordId: record.recordId, streamSequence: message.streamSequence }, 'audit record hash does not match its body');
-    throw new PermanentError(`audit record ${record.recordId} hash mismatch: expected ${expected}, found ${record.hash}`);
+    logger.error(
+      { recordId: record.recordId, streamSequence: message.streamSequence },
+      'audit record hash does not match its body',
+    );
+    throw new PermanentError(
+      `audit record ${record.recordId} hash mismatch: expected ${expected}, found ${record.hash}`,
+    );
   }
   return record;
 }

@@ -93,7 +93,8 @@ export class ClickHouseAuditStore {
   async supportsDeduplicationToken(): Promise<boolean> {
     if (this.#tokenSupported === undefined) {
       const result = await this.client.query({
-        query: "SELECT count() AS found FROM system.settings WHERE name = 'insert_deduplication_token'",
+        query:
+          "SELECT count() AS found FROM system.settings WHERE name = 'insert_deduplication_token'",
         format: 'JSONEachRow',
       });
       const rows = await result.json<{ found: string | number }>();
@@ -118,7 +119,9 @@ export class ClickHouseAuditStore {
       table: AUDIT_TABLE,
       values: records.map(auditRow),
       format: 'JSONEachRow',
-      ...(token === undefined ? {} : { clickhouse_settings: { insert_deduplication_token: token } }),
+      ...(token === undefined
+        ? {}
+        : { clickhouse_settings: { insert_deduplication_token: token } }),
     });
   }
 
@@ -133,7 +136,10 @@ export class ClickHouseAuditStore {
 
   /** Returns every row in chain order, each record once (read with FINAL). */
   async allRows(): Promise<AuditRow[]> {
-    const result = await this.client.query({ query: `SELECT ${READ_COLUMNS} FROM ${AUDIT_TABLE} FINAL ORDER BY sequence`, format: 'JSONEachRow' });
+    const result = await this.client.query({
+      query: `SELECT ${READ_COLUMNS} FROM ${AUDIT_TABLE} FINAL ORDER BY sequence`,
+      format: 'JSONEachRow',
+    });
     return (await result.json<AuditRow>()).map(numericRow);
   }
 
@@ -143,7 +149,10 @@ export class ClickHouseAuditStore {
       query: `SELECT (SELECT count() FROM ${AUDIT_TABLE} FINAL) AS distinct_rows, (SELECT count() FROM ${AUDIT_TABLE}) AS stored_rows`,
       format: 'JSONEachRow',
     });
-    const [row] = await result.json<{ distinct_rows: string | number; stored_rows: string | number }>();
+    const [row] = await result.json<{
+      distinct_rows: string | number;
+      stored_rows: string | number;
+    }>();
     return { distinct: Number(row?.distinct_rows ?? 0), stored: Number(row?.stored_rows ?? 0) };
   }
 
@@ -180,7 +189,13 @@ function batchToken(records: readonly AuditRecord[]): string {
 
 // UInt64 and UInt32 columns arrive as strings in JSON output; these values fit a double.
 function numericRow(row: AuditRow): AuditRow {
-  return { ...row, time: Number(row.time), sequence: Number(row.sequence), source_sequence: Number(row.source_sequence), schema_version: Number(row.schema_version) };
+  return {
+    ...row,
+    time: Number(row.time),
+    sequence: Number(row.sequence),
+    source_sequence: Number(row.source_sequence),
+    schema_version: Number(row.schema_version),
+  };
 }
 
 function quoteString(value: string): string {

@@ -1,2 +1,7 @@
-export { RECORD_ID_HEADER, SCHEMA_VERSION_HEADER, SiemProducer, type SiemProducerOptions } from './producer.ts';
+export {
+  RECORD_ID_HEADER,
+  SCHEMA_VERSION_HEADER,
+  SiemProducer,
+  type SiemProducerOptions,
+} from './producer.ts';
 export { parseAuditRecord, runKafkaSink, type KafkaSinkOptions } from './sink.ts';

@@ -112,8 +112,11 @@ export class SiemProducer {
       return;
     }
     // Disconnecting from a hung broker can itself hang, so it is bounded.
-    await Promise.race([producer.disconnect(), new Promise((resolve) => setTimeout(resolve, this.#options.requestTimeoutMs).unref())]).catch(
-      (error: unknown) => this.#options.logger.debug({ err: error }, 'kafka producer disconnect failed'),
+    await Promise.race([
+      producer.disconnect(),
+      new Promise((resolve) => setTimeout(resolve, this.#options.requestTimeoutMs).unref()),
+    ]).catch((error: unknown) =>
+      this.#options.logger.debug({ err: error }, 'kafka producer disconnect failed'),
     );
   }
 }

@@ -2,7 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { DURABLES, STREAMS } from '@keytower/contracts';
 import { canonicalRecord, chainHash, type AuditRecord } from '@keytower/audit-chain';
-import { PermanentError, RetryableError, type Bus, type BusMessage, type Lease } from '@keytower/bus';
+import {
+  PermanentError,
+  RetryableError,
+  type Bus,
+  type BusMessage,
+  type Lease,
+} from '@keytower/bus';
 import type { Logger } from '@keytower/telemetry';
 
 import { runAsLeader, type LeaderWork } from './leadership.ts';
@@ -63,7 +69,10 @@ async function startSink(options: KafkaSinkOptions, lease: Lease): Promise<Leade
         if (giveUp.aborted) {
           throw new RetryableError('kafka send abandoned: the sink is stopping', { cause: error });
         }
-        logger.warn({ err: error, recordId: record.recordId, attempt, delayMs }, 'kafka send failed; retrying');
+        logger.warn(
+          { err: error, recordId: record.recordId, attempt, delayMs },
+          'kafka send failed; retrying',
+        );
         await sleep(delayMs, undefined, { signal: giveUp }).catch(() => undefined);
         delayMs = Math.min(delayMs * 2, options.retryMaxDelayMs);
       }
@@ -71,7 +80,13 @@ async function startSink(options: KafkaSinkOptions, lease: Lease): Promise<Leade
   }
 
   // One message at a time keeps per-key order on the topic.
-  const consumer = await options.bus.consume({ stream: STREAMS.audit, durable: DURABLES.sinkKafka, handler: handle, concurrency: 1, logger });
+  const consumer = await options.bus.consume({
+    stream: STREAMS.audit,
+    durable: DURABLES.sinkKafka,
+    handler: handle,
+    concurrency: 1,
+    logger,
+  });
   logger.info('kafka sink started');
 
   return {
@@ -94,13 +109,21 @@ export function parseAuditRecord(message: BusMessage, logger: Logger): AuditReco
     record = message.json<AuditRecord>();
     expected = chainHash(record.prevHash, canonicalRecord(record));
   } catch (error) {
-    logger.error({ err: error, streamSequence: message.streamSequence }, 'audit message is not a valid record');
+    logger.error(
+      { err: error, streamSequence: message.streamSequence },
+      'audit message is not a valid record',
+    );
     throw new PermanentError('audit message is not a valid record', { cause: error });
   }
 
   if (expected !== record.hash) {
-    logger.error({ recordId: record.recordId, streamSequence: message.streamSequence }, 'audit record hash does not match its body');
-    throw new PermanentError(`audit record ${record.recordId} hash mismatch: expected ${expected}, found ${record.hash}`);
+    logger.error(
+      { recordId: record.recordId, streamSequence: message.streamSequence },
+      'audit record hash does not match its body',
+    );
+    throw new PermanentError(
+      `audit record ${record.recordId} hash mismatch: expected ${expected}, found ${record.hash}`,
+    );
   }
   return record;
 }
