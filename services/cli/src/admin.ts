@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import * as busModule from '@keytower/bus';
+import { provision } from '@keytower/bus';
 import { topology } from '@keytower/contracts';
 import { createCliLogger } from './connection.ts';
 import { printJson } from './output.ts';
@@ -16,39 +16,21 @@ export function registerAdminCommands(program: Command): void {
     )
     .action(async (_options: unknown, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      await withBus(globals, 'admin', async (bus) => {
-        await provisionTopology(bus.connection);
-      });
-      const summary = {
-        streams: topology.streams.map((stream) => stream.name),
-        consumers: topology.consumers.map((consumer) => `${consumer.stream}/${consumer.durable}`),
-        buckets: topology.buckets.map((bucket) => bucket.bucket),
-      };
+      const report = await withBus(globals, 'admin', (bus) =>
+        provision(bus.connection, topology, { logger: createCliLogger() }),
+      );
       if (globals.json === true) {
-        printJson({ provisioned: true, ...summary });
+        printJson(report);
         return;
       }
       process.stdout.write(
-        `provisioned ${summary.streams.length} streams, ${summary.consumers.length} consumers, ${summary.buckets.length} KV buckets\n`,
+        `provisioned the topology: ${report.created.length} created, ${report.updated.length} updated, ${report.unchanged.length} unchanged\n`,
       );
+      for (const resource of [
+        ...report.created.map((name) => `created ${name}`),
+        ...report.updated.map((name) => `updated ${name}`),
+      ]) {
+        process.stdout.write(`  ${resource}\n`);
+      }
     });
-}
-
-type ProvisionFunction = (
-  connection: unknown,
-  spec: typeof topology,
-  options: { logger: ReturnType<typeof createCliLogger> },
-) => Promise<unknown>;
-
-// NOTE: `provision` is looked up at run time until @keytower/bus exports it, so the rest of
-// the CLI (and `admin --help`) loads without it.
-async function provisionTopology(connection: unknown): Promise<void> {
-  const provision = (busModule as Record<string, unknown>).provision as
-    ProvisionFunction | undefined;
-  if (typeof provision !== 'function') {
-    throw new Error(
-      'this build of @keytower/bus has no provision(): cannot provision the topology',
-    );
-  }
-  await provision(connection, topology, { logger: createCliLogger() });
 }

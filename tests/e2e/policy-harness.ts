@@ -1,0 +1,343 @@
+// Servers, processes and helpers shared by the policy and CLI end-to-end suites.
+//
+// With `KEYTOWER_STACK_FILE` set, the suites use the test stack's NATS and its users. Without
+// it, they start their own nats-server on 127.0.0.1:54222 (a free port when that one is
+// taken) with the users and permissions generated from the contracts, and provision the
+// topology with `provision()`, exactly as the local stack does.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { connectBus, provision, type Bus } from '@keytower/bus';
+import { readStackDescriptor } from '@keytower/config';
+import {
+  BUCKETS,
+  buildEnvelope,
+  type CommandStatusEntry,
+  commandStatusEntrySchema,
+  deriveKeyId,
+  type Envelope,
+  type KeyAction,
+  messageTypes,
+  NATS_USERS,
+  newCommandId,
+  passwordVariable,
+  renderAuthorizationConf,
+  STREAMS,
+  subjects,
+  topology,
+} from '@keytower/contracts';
+import { createLogger, type Logger } from '@keytower/telemetry';
+import { DeliverPolicy } from '@nats-io/jetstream';
+
+export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
+const NATS_SERVER = join(homedir(), '.cache/keytower/nats-server-2.15.3/nats-server');
+const PREFERRED_PORT = 54222;
+
+export interface Credential {
+  user: string;
+  password: string;
+}
+
+/** A NATS server with keytower's users and topology, owned by the suite or by the test stack. */
+export interface NatsEnvironment {
+  url: string;
+  users: Record<string, Credential>;
+  /** Stops the server when the suite started it; does nothing for the test stack. */
+  stop(): Promise<void>;
+}
+
+function quietLogger(): Logger {
+  return createLogger({ service: 'e2e', level: 'warn', destination: process.stderr });
+}
+
+async function isPortFree(port: number): Promise<boolean> {
+  return await new Promise((resolvePort) => {
+    const probe = createServer();
+    probe.once('error', () => resolvePort(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolvePort(true)));
+  });
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Returns the test stack's NATS when `KEYTOWER_STACK_FILE` is set, else starts a private one. */
+export async function natsEnvironment(): Promise<NatsEnvironment> {
+  if (process.env.KEYTOWER_STACK_FILE) {
+    const stack = readStackDescriptor();
+    return { url: stack.nats.url, users: stack.nats.users, stop: async () => undefined };
+  }
+  return await startPrivateNats();
+}
+
+async function startPrivateNats(): Promise<NatsEnvironment> {
+  const dir = mkdtempSync(join(tmpdir(), 'keytower-policy-e2e-'));
+  const port = (await isPortFree(PREFERRED_PORT)) ? PREFERRED_PORT : await freePort();
+  const url = `nats://127.0.0.1:${port}`;
+  const users: Record<string, Credential> = {};
+  const env: Record<string, string> = {};
+  for (const user of NATS_USERS) {
+    const password = randomBytes(12).toString('hex');
+    users[user] = { user, password };
+    env[passwordVariable(user)] = password;
+  }
+  const configPath = join(dir, 'nats.conf');
+  writeFileSync(
+    configPath,
+    [
+      `listen: "127.0.0.1:${port}"`,
+      `jetstream { store_dir: ${JSON.stringify(join(dir, 'store'))} }`,
+      renderAuthorizationConf(),
+    ].join('\n'),
+  );
+
+  const child = spawn(NATS_SERVER, ['-c', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+
+  async function stop(): Promise<void> {
+    if (child.exitCode === null) {
+      const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const admin = users.admin as Credential;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`nats-server exited with code ${child.exitCode}:\n${output}`);
+    }
+    try {
+      const bus = await connectBus({
+        servers: url,
+        ...admin,
+        name: 'e2e-provision',
+        logger: quietLogger(),
+      });
+      try {
+        await provision(bus.connection, topology, { logger: quietLogger() });
+      } finally {
+        await bus.close();
+      }
+      break;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error(
+          `nats-server at ${url} was not ready within 10 s: ${String(error)}\n${output}`,
+        );
+      }
+      await sleep(200);
+    }
+  }
+  return { url, users, stop };
+}
+
+/** Connects as one of the environment's users. */
+export async function connectAs(environment: NatsEnvironment, user: string): Promise<Bus> {
+  const credential = environment.users[user];
+  if (credential === undefined) {
+    throw new Error(`the NATS environment has no user "${user}"`);
+  }
+  return await connectBus({
+    servers: environment.url,
+    user: credential.user,
+    password: credential.password,
+    name: `e2e-${user}`,
+    logger: quietLogger(),
+  });
+}
+
+/** A service process started by a suite. */
+export interface ServiceProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Everything the process wrote so far. */
+  output(): string;
+  /** Sends SIGTERM to this process only and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `services/<name>/src/main.ts` with the environment's NATS settings for the user of the
+ * same name, and waits until a log line matches `readyPattern`.
+ */
+export async function startService(
+  environment: NatsEnvironment,
+  name: string,
+  options: {
+    user?: string;
+    env?: Record<string, string>;
+    readyPattern: RegExp;
+    timeoutMs?: number;
+  },
+): Promise<ServiceProcess> {
+  const credential = environment.users[options.user ?? name];
+  if (credential === undefined) {
+    throw new Error(`the NATS environment has no user "${options.user ?? name}"`);
+  }
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
+  Object.assign(env, {
+    KEYTOWER_NATS_URL: environment.url,
+    KEYTOWER_NATS_USER: credential.user,
+    KEYTOWER_NATS_PASSWORD: credential.password,
+    KEYTOWER_LOG_LEVEL: 'info',
+    ...options.env,
+  });
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+
+  const service: ServiceProcess = {
+    name,
+    child,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        return;
+      }
+      const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  while (!options.readyPattern.test(output)) {
+    if (child.exitCode !== null) {
+      throw new Error(`${name} exited with code ${child.exitCode} before it was ready:\n${output}`);
+    }
+    if (Date.now() > deadline) {
+      await service.stop();
+      throw new Error(`${name} was not ready within ${options.timeoutMs ?? 20_000} ms:\n${output}`);
+    }
+    await sleep(50);
+  }
+  return service;
+}
+
+/** Starts the policy service with a test allow-list and the test profile. */
+export async function startPolicy(
+  environment: NatsEnvironment,
+  env: Record<string, string> = {},
+): Promise<ServiceProcess> {
+  return await startService(environment, 'policy', {
+    env: {
+      KEYTOWER_POLICY_ALLOW: 'user:alice=*;user:bob=create',
+      KEYTOWER_TEST_PROFILE: 'true',
+      ...env,
+    },
+    readyPattern: /policy consuming commands/,
+  });
+}
+
+/** Builds a key command envelope; a create's subject is the key id derived from its id. */
+export function commandEnvelope(
+  action: KeyAction,
+  data: Record<string, unknown>,
+  options: { id?: string; actor?: string } = {},
+): Envelope {
+  const id = options.id ?? newCommandId();
+  const keyId = action === 'create' ? deriveKeyId(id) : String(data.keyId);
+  return buildEnvelope({
+    id,
+    type: messageTypes.command(action),
+    subject: keyId,
+    data,
+    actor: options.actor ?? 'user:alice',
+    source: 'keytower/e2e',
+  });
+}
+
+/** Publishes a command envelope on its subject. */
+export async function sendCommand(bus: Bus, envelope: Envelope) {
+  const action = envelope.type.split('.')[3] as KeyAction;
+  return await bus.publish(subjects.command(action, envelope.subject), envelope);
+}
+
+/** Waits until the command's status entry matches `accept`; fails after `timeoutMs`. */
+export async function waitForStatus(
+  bus: Bus,
+  commandId: string,
+  accept: (entry: CommandStatusEntry) => boolean,
+  timeoutMs = 15_000,
+): Promise<CommandStatusEntry> {
+  const statuses = await bus.kv(BUCKETS.commands);
+  const deadline = Date.now() + timeoutMs;
+  let last: CommandStatusEntry | null = null;
+  while (Date.now() < deadline) {
+    const stored = await statuses.get(commandId);
+    if (stored !== null && stored.operation === 'PUT') {
+      last = commandStatusEntrySchema.parse(stored.json());
+      if (accept(last)) {
+        return last;
+      }
+    }
+    await sleep(50);
+  }
+  throw new Error(
+    `command ${commandId}: status did not match within ${timeoutMs} ms; last ${JSON.stringify(last)}`,
+  );
+}
+
+/** Reads every message of a stream whose subject matches `filter`, in stream order. */
+export async function readStream(
+  bus: Bus,
+  stream: string,
+  filter: string,
+): Promise<Array<{ subject: string; seq: number; data: Record<string, unknown> }>> {
+  const info = await bus.manager.streams.info(stream, { subjects_filter: filter });
+  const subjectsSeen = info.state.subjects ?? {};
+  const total = Object.values(subjectsSeen).reduce((sum, count) => sum + count, 0);
+  if (total === 0) {
+    return [];
+  }
+  const consumer = await bus.jetstream.consumers.get(stream, {
+    filter_subjects: filter,
+    deliver_policy: DeliverPolicy.All,
+  });
+  const found: Array<{ subject: string; seq: number; data: Record<string, unknown> }> = [];
+  const messages = await consumer.fetch({ max_messages: total, expires: 5_000 });
+  for await (const message of messages) {
+    found.push({
+      subject: message.subject,
+      seq: message.seq,
+      data: message.json<Record<string, unknown>>(),
+    });
+    if (found.length >= total) {
+      break;
+    }
+  }
+  return found;
+}
+
+/** Counts the operations policy published for a key. */
+export async function operationsFor(bus: Bus, keyId: string) {
+  return await readStream(bus, STREAMS.operations, `kms.op.v1.*.*.${keyId}`);
+}

@@ -1,0 +1,427 @@
+// The policy service as a child process against real NATS: validation and rejection,
+// de-duplication, per-key admission, the inventory projection and dead letters.
+//
+// Commands use the `aws` provider because no AWS connector runs in these suites: the tests
+// play the connector themselves through the `connector-aws` user and durable, publishing the
+// outcome events a connector would (or failing the operation), so every step goes through
+// the real bus, permissions and streams.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Bus, PermanentError, type RunningConsumer } from '@keytower/bus';
+import {
+  BUCKETS,
+  buildEnvelope,
+  DURABLES,
+  deriveEventId,
+  type InventoryEntry,
+  inventoryEntrySchema,
+  type KeyEventName,
+  messageTypes,
+  newCommandId,
+  type OperationData,
+  STREAMS,
+  subjects,
+} from '@keytower/contracts';
+import {
+  commandEnvelope,
+  connectAs,
+  type NatsEnvironment,
+  natsEnvironment,
+  operationsFor,
+  readStream,
+  sendCommand,
+  type ServiceProcess,
+  startPolicy,
+  waitForStatus,
+} from './policy-harness.ts';
+
+const CREATE_DATA = {
+  provider: 'aws',
+  purpose: 'encrypt',
+  algorithm: 'AES_256',
+  label: 'policy-e2e',
+};
+
+let environment: NatsEnvironment;
+let policy: ServiceProcess;
+let admin: Bus;
+let cli: Bus;
+let connector: Bus;
+
+before(async () => {
+  environment = await natsEnvironment();
+  policy = await startPolicy(environment);
+  admin = await connectAs(environment, 'admin');
+  cli = await connectAs(environment, 'cli');
+  connector = await connectAs(environment, 'connector-aws');
+});
+
+after(async () => {
+  await policy?.stop();
+  await Promise.all([admin?.close(), cli?.close(), connector?.close()]);
+  await environment?.stop();
+});
+
+/** Publishes the outcome event a connector publishes for an operation. */
+async function publishOutcome(
+  operation: OperationData,
+  event: KeyEventName,
+  extra: Record<string, unknown>,
+  overrides: { sequence?: number; operationId?: string; commandId?: string } = {},
+) {
+  const type = messageTypes.keyEvent(event);
+  const sourceId = overrides.operationId ?? operation.operationId;
+  const envelope = buildEnvelope({
+    id: deriveEventId(`${sourceId}:${overrides.sequence ?? operation.sequence}`, type),
+    type,
+    subject: operation.keyId,
+    data: {
+      keyId: operation.keyId,
+      commandId: overrides.commandId ?? operation.commandId,
+      operationId: sourceId,
+      provider: operation.provider,
+      sequence: overrides.sequence ?? operation.sequence,
+      native: { stand_in: true },
+      ...extra,
+    },
+    actor: 'service:connector-aws',
+    source: 'keytower/e2e-connector',
+  });
+  return await connector.publish(subjects.keyEvent(event, operation.keyId), envelope);
+}
+
+/** Returns the single operation policy published for a key, failing when there are more. */
+async function onlyOperation(keyId: string): Promise<OperationData> {
+  const operations = await operationsFor(admin, keyId);
+  assert.equal(
+    operations.length,
+    1,
+    `expected one operation for ${keyId}, found ${operations.length}`,
+  );
+  return (operations[0]?.data as { data: OperationData }).data;
+}
+
+async function waitForOperations(keyId: string, count: number): Promise<OperationData[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const operations = await operationsFor(admin, keyId);
+    if (operations.length >= count || Date.now() > deadline) {
+      return operations.map((operation) => (operation.data as { data: OperationData }).data);
+    }
+    await sleep(100);
+  }
+}
+
+async function readInventory(keyId: string): Promise<InventoryEntry | null> {
+  const inventory = await admin.kv(BUCKETS.inventory);
+  const stored = await inventory.get(keyId);
+  return stored === null || stored.operation !== 'PUT'
+    ? null
+    : inventoryEntrySchema.parse(stored.json());
+}
+
+/** Creates a key through policy and the stand-in connector; returns its id. */
+async function createKey(): Promise<string> {
+  const create = commandEnvelope('create', CREATE_DATA);
+  await sendCommand(cli, create);
+  await waitForStatus(admin, create.id, (entry) => entry.status === 'in-progress');
+  const operation = await onlyOperation(create.subject);
+  await publishOutcome(operation, 'created', {
+    ...CREATE_DATA,
+    provider: 'aws',
+    tags: {},
+    version: 1,
+    nativeVersionId: `arn:stand-in:${create.subject}:1`,
+    primaryVersion: 1,
+  });
+  await waitForStatus(admin, create.id, (entry) => entry.status === 'succeeded');
+  return create.subject;
+}
+
+describe('policy service', () => {
+  test('malformed command rejected, audited, next succeeds', async () => {
+    const bad = commandEnvelope('create', CREATE_DATA);
+    const raw = { ...bad, data: { ...CREATE_DATA, algorithm: 'DES' } };
+    await cli.publish(subjects.command('create', bad.subject), raw);
+
+    const status = await waitForStatus(admin, bad.id, (entry) => entry.status === 'rejected');
+    assert.equal(status.reason?.code, 'invalid-command');
+    assert.equal(status.reason?.field, 'data.algorithm');
+    assert.match(
+      status.reason?.message ?? '',
+      /data\.algorithm: expected one of "AES_256", "EC_P256", "RSA_3072", received "DES"/,
+    );
+
+    const rejections = await readStream(
+      admin,
+      STREAMS.events,
+      subjects.commandRejected(bad.subject),
+    );
+    assert.equal(rejections.length, 1);
+    const event = rejections[0]?.data as {
+      id: string;
+      type: string;
+      data: { code: string; issues: Array<{ field: string }> };
+    };
+    assert.equal(event.type, messageTypes.commandRejected);
+    assert.equal(event.id, deriveEventId(bad.id, messageTypes.commandRejected));
+    assert.equal(event.data.code, 'invalid-command');
+    assert.equal(event.data.issues[0]?.field, 'data.algorithm');
+
+    const keyId = await createKey();
+    const entry = await readInventory(keyId);
+    assert.equal(entry?.state, 'enabled');
+    assert.equal(entry?.primaryVersion, 1);
+    assert.equal(entry?.pending, null);
+  });
+
+  test('unparseable bytes rejected by stream position', async () => {
+    const published = await admin.connection.request(
+      'kms.cmd.v1.key.create._',
+      new TextEncoder().encode('{not json'),
+    );
+    const ack = published.json<{ seq: number }>();
+    const rejections = await waitForRejection(subjects.commandRejected(null), (data) =>
+      String(data.message).includes('invalid JSON'),
+    );
+    assert.equal(rejections.code, 'invalid-command');
+    assert.ok(ack.seq > 0);
+  });
+
+  test('unknown version names the versions that exist', async () => {
+    const envelope = commandEnvelope('rotate', { keyId: 'kt_000000000000000000000000' });
+    const unknownVersion = { ...envelope, type: 'keytower.command.key.rotate.v7' };
+    await cli.publish(subjects.command('rotate', envelope.subject), unknownVersion);
+    const status = await waitForStatus(admin, envelope.id, (entry) => entry.status === 'rejected');
+    assert.equal(status.reason?.code, 'unknown-message-type');
+    assert.match(status.reason?.message ?? '', /versions that exist: v1/);
+  });
+
+  test('same command id twice yields one operation', async () => {
+    const create = commandEnvelope('create', CREATE_DATA);
+    const first = await sendCommand(cli, create);
+    const second = await sendCommand(cli, create);
+    assert.equal(first.duplicate, false);
+    assert.equal(second.duplicate, true);
+    assert.equal(second.seq, first.seq);
+
+    await waitForStatus(admin, create.id, (entry) => entry.status === 'in-progress');
+    await sleep(500);
+    const operation = await onlyOperation(create.subject);
+    assert.equal(operation.commandId, create.id);
+    assert.equal(operation.sequence, 1);
+    assert.equal(operation.version, 1);
+  });
+
+  test('five concurrent rotations admit exactly one', async () => {
+    const keyId = await createKey();
+    const rotations = Array.from({ length: 5 }, () => commandEnvelope('rotate', { keyId }));
+    await Promise.all(rotations.map((rotation) => sendCommand(cli, rotation)));
+
+    const statuses = await Promise.all(
+      rotations.map((rotation) =>
+        waitForStatus(
+          admin,
+          rotation.id,
+          (entry) => entry.status === 'in-progress' || entry.status === 'rejected',
+        ),
+      ),
+    );
+    const admitted = statuses.filter((entry) => entry.status === 'in-progress');
+    const rejected = statuses.filter((entry) => entry.status === 'rejected');
+    assert.equal(admitted.length, 1);
+    assert.equal(rejected.length, 4);
+    const runningOperation = admitted[0]?.operationId ?? '';
+    for (const entry of rejected) {
+      assert.equal(entry.reason?.code, 'rotation-in-progress');
+      assert.match(
+        entry.reason?.message ?? '',
+        new RegExp(`folds into operation ${runningOperation}`),
+      );
+    }
+
+    const operations = await waitForOperations(keyId, 2);
+    const rotateOperations = operations.filter((operation) => operation.action === 'rotate');
+    assert.equal(rotateOperations.length, 1);
+    assert.equal(rotateOperations[0]?.version, 2);
+    assert.equal(rotateOperations[0]?.sequence, 2);
+  });
+
+  test('projection applies out-of-order events in sequence', async () => {
+    const keyId = await createKey();
+    const rotate = commandEnvelope('rotate', { keyId });
+    await sendCommand(cli, rotate);
+    await waitForStatus(admin, rotate.id, (entry) => entry.status === 'in-progress');
+    const operation = (await waitForOperations(keyId, 2)).find(
+      (candidate) => candidate.action === 'rotate',
+    );
+    assert.ok(operation);
+
+    // Sequence 3 arrives first: it must wait until sequence 2 has been applied.
+    const laterCommand = newCommandId();
+    await publishOutcome(
+      operation,
+      'disabled',
+      { version: 1 },
+      {
+        sequence: 3,
+        operationId: 'op_laterstandin',
+        commandId: laterCommand,
+      },
+    );
+    await sleep(1_500);
+    const waiting = await readInventory(keyId);
+    assert.equal(waiting?.sequence, 1);
+    assert.equal(waiting?.versions[0]?.state, 'enabled');
+
+    await publishOutcome(operation, 'version-created', {
+      version: 2,
+      nativeVersionId: `arn:stand-in:${keyId}:2`,
+      primaryVersion: 2,
+    });
+    await waitForStatus(admin, rotate.id, (entry) => entry.status === 'succeeded');
+    const deadline = Date.now() + 10_000;
+    let entry = await readInventory(keyId);
+    while (entry?.sequence !== 3 && Date.now() < deadline) {
+      await sleep(100);
+      entry = await readInventory(keyId);
+    }
+    assert.equal(entry?.sequence, 3);
+    assert.equal(entry?.primaryVersion, 2);
+    assert.deepEqual(
+      entry?.versions.map((version) => [version.version, version.state]),
+      [
+        [1, 'disabled'],
+        [2, 'enabled'],
+      ],
+    );
+
+    const inventory = await admin.kv(BUCKETS.inventory);
+    const sequences: number[] = [];
+    for await (const revision of await inventory.history({ key: keyId })) {
+      if (revision.operation === 'PUT') {
+        sequences.push(inventoryEntrySchema.parse(revision.json()).sequence);
+      }
+    }
+    assert.deepEqual(
+      sequences.filter((sequence, index) => index === 0 || sequence !== sequences[index - 1]),
+      [0, 1, 2, 3],
+    );
+  });
+
+  test('dead-lettered operation leaves the key usable', async () => {
+    const keyId = await createKey();
+    const rotate = commandEnvelope('rotate', { keyId });
+
+    // A connector that fails this key's rotation permanently, so the bus dead-letters it.
+    let failing: RunningConsumer | undefined;
+    try {
+      failing = await connector.consume({
+        stream: STREAMS.operations,
+        durable: DURABLES.connector('aws'),
+        handler: async (message) => {
+          const operation = message.json<{ data: OperationData }>().data;
+          if (operation.keyId === keyId && operation.action === 'rotate') {
+            throw new PermanentError('stand-in provider rejected the call');
+          }
+        },
+      });
+      await sendCommand(cli, rotate);
+      const status = await waitForStatus(
+        admin,
+        rotate.id,
+        (entry) => entry.status === 'dead-lettered',
+      );
+      assert.match(status.reason?.message ?? '', /connector-aws gave up/);
+    } finally {
+      await failing?.stop();
+    }
+
+    const entry = await readInventory(keyId);
+    assert.equal(entry?.pending, null);
+    assert.equal(entry?.sequence, 2);
+
+    const next = commandEnvelope('rotate', { keyId });
+    await sendCommand(cli, next);
+    const admitted = await waitForStatus(admin, next.id, (status) => status.status !== 'received');
+    assert.equal(admitted.status, 'in-progress');
+    const pending = (await readInventory(keyId))?.pending;
+    assert.equal(pending?.sequence, 3);
+    assert.equal(pending?.version, 2);
+  });
+
+  test('operation.failed records failed and frees the key', async () => {
+    const keyId = await createKey();
+    const disable = commandEnvelope('disable', { keyId, version: 1 });
+    await sendCommand(cli, disable);
+    await waitForStatus(admin, disable.id, (entry) => entry.status === 'in-progress');
+    const operation = (await waitForOperations(keyId, 2)).find(
+      (candidate) => candidate.action === 'disable',
+    );
+    assert.ok(operation);
+
+    const failure = buildEnvelope({
+      id: deriveEventId(operation.operationId, messageTypes.operationFailed),
+      type: messageTypes.operationFailed,
+      subject: keyId,
+      data: {
+        keyId,
+        commandId: operation.commandId,
+        operationId: operation.operationId,
+        provider: 'aws',
+        action: 'disable',
+        sequence: operation.sequence,
+        error: {
+          code: 'provider-unavailable',
+          message: 'stand-in provider timed out',
+          retryable: true,
+        },
+      },
+      actor: 'service:connector-aws',
+      source: 'keytower/e2e-connector',
+    });
+    await connector.publish(subjects.operationFailed(keyId), failure);
+    const status = await waitForStatus(admin, disable.id, (entry) => entry.status === 'failed');
+    assert.equal(status.reason?.code, 'provider-unavailable');
+    assert.equal(status.terminalEvent?.id, failure.id);
+    assert.equal(status.terminalEvent?.type, messageTypes.operationFailed);
+
+    const entry = await readInventory(keyId);
+    assert.equal(entry?.pending, null);
+    assert.equal(entry?.versions[0]?.state, 'enabled');
+  });
+
+  test('not-authorized actor is rejected', async () => {
+    const create = commandEnvelope('create', CREATE_DATA, { actor: 'user:mallory' });
+    await sendCommand(cli, create);
+    const status = await waitForStatus(admin, create.id, (entry) => entry.status === 'rejected');
+    assert.equal(status.reason?.code, 'not-authorized');
+    assert.equal(await readInventory(create.subject), null);
+
+    const rotate = commandEnvelope('rotate', { keyId: create.subject }, { actor: 'user:bob' });
+    await sendCommand(cli, rotate);
+    const bobStatus = await waitForStatus(admin, rotate.id, (entry) => entry.status === 'rejected');
+    assert.equal(bobStatus.reason?.code, 'not-authorized');
+    assert.match(bobStatus.reason?.message ?? '', /may not rotate/);
+  });
+});
+
+async function waitForRejection(
+  filter: string,
+  accept: (data: Record<string, unknown>) => boolean,
+): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const events = await readStream(admin, STREAMS.events, filter);
+    const match = events
+      .map((event) => (event.data as { data: Record<string, unknown> }).data)
+      .find(accept);
+    if (match !== undefined) {
+      return match;
+    }
+    await sleep(100);
+  }
+  throw new Error(`no rejection on ${filter} matched within 10 s`);
+}
