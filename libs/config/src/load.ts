@@ -2,12 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import type { ConfigIssue } from './errors.ts';
-import {
-  CONFIG_FILE_VARIABLE,
-  SECRET_FILE_SUFFIX,
-  isSecretKey,
-  variableName,
-} from './names.ts';
+import { CONFIG_FILE_VARIABLE, SECRET_FILE_SUFFIX, isSecretKey, variableName } from './names.ts';
 
 export type SettingsSchema = z.ZodObject<z.ZodRawShape>;
 
@@ -78,11 +73,7 @@ function show(key: string, value: unknown): string {
   return isSecretKey(key) ? REDACTED : JSON.stringify(value);
 }
 
-function readConfigFile(
-  service: string,
-  path: string,
-  keys: Set<string>,
-): Record<string, unknown> {
+function readConfigFile(service: string, path: string, keys: Set<string>): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -177,8 +168,7 @@ function readEnvValue(
   const variable = variableName(key);
   const fileVariable = `${variable}${SECRET_FILE_SUFFIX}`;
   const direct = env[variable];
-  const fromFile =
-    isSecretKey(key) && !variables.has(fileVariable) ? env[fileVariable] : undefined;
+  const fromFile = isSecretKey(key) && !variables.has(fileVariable) ? env[fileVariable] : undefined;
 
   if (direct !== undefined && fromFile !== undefined) {
     throw new ConfigError(service, [
@@ -202,6 +192,16 @@ function readEnvValue(
   return undefined;
 }
 
+function describeBound(origin: string, relation: string, bound: number | bigint): string {
+  if (origin === 'string') {
+    return `a string of ${relation} ${String(bound)} characters`;
+  }
+  if (origin === 'array' || origin === 'set') {
+    return `${relation} ${String(bound)} items`;
+  }
+  return `a ${origin} ${relation} ${String(bound)}`;
+}
+
 function describeExpected(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'invalid_type':
@@ -209,9 +209,9 @@ function describeExpected(issue: z.core.$ZodIssue): string {
     case 'invalid_value':
       return `one of ${issue.values.map((value) => JSON.stringify(value)).join(', ')}`;
     case 'too_small':
-      return `${issue.origin} ${issue.inclusive ? '>=' : '>'} ${String(issue.minimum)}`;
+      return describeBound(issue.origin, issue.inclusive ? 'at least' : 'more than', issue.minimum);
     case 'too_big':
-      return `${issue.origin} ${issue.inclusive ? '<=' : '<'} ${String(issue.maximum)}`;
+      return describeBound(issue.origin, issue.inclusive ? 'at most' : 'less than', issue.maximum);
     case 'invalid_format':
       // A regex check carries its expected form as the message given to `.regex()`.
       return issue.format === 'regex' ? issue.message : `a valid ${issue.format}`;
@@ -241,9 +241,7 @@ export function loadConfig<S extends SettingsSchema>(
 
   const configPath = env[CONFIG_FILE_VARIABLE];
   const fileValues =
-    configPath === undefined || configPath === ''
-      ? {}
-      : readConfigFile(service, configPath, keys);
+    configPath === undefined || configPath === '' ? {} : readConfigFile(service, configPath, keys);
 
   const merged: Record<string, unknown> = {};
   const sources = new Map<string, string>();
