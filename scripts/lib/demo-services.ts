@@ -33,8 +33,8 @@ export interface StartServicesOptions {
   healthPortBase?: number;
   /** Folder for one `<service>.log` file per service; created when missing. */
   logDir: string;
-  /** Settings added to every service's environment, for example `KEYTOWER_TEST_PROFILE`. */
-  extraEnvironment?: Record<string, string>;
+  /** Settings added to one service's environment, for example `KEYTOWER_POLICY_ALLOW` for policy. */
+  extraEnvironment?: Partial<Record<ServiceName, Record<string, string>>>;
   /** Time each service has to answer `/readyz` with 200, in milliseconds; default 60 s. */
   readyTimeoutMs?: number;
 }
@@ -143,6 +143,18 @@ class ManagedService implements ServiceProcess {
   }
 }
 
+async function isListening(port: number): Promise<boolean> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/healthz`, {
+      signal: AbortSignal.timeout(1000),
+    });
+    await response.body?.cancel();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function isReady(port: number): Promise<boolean> {
   try {
     const response = await fetch(`http://127.0.0.1:${port}/readyz`, {
@@ -181,7 +193,7 @@ export async function startServices(options: StartServicesOptions): Promise<Runn
     }
     const environment = {
       ...serviceEnvironment(definition, options.descriptor),
-      ...options.extraEnvironment,
+      ...options.extraEnvironment?.[name],
     };
     return new ManagedService(definition, environment, join(options.logDir, `${name}.log`));
   });
@@ -194,6 +206,12 @@ export async function startServices(options: StartServicesOptions): Promise<Runn
 
   try {
     for (const service of managed) {
+      // A service already answering on this port would pass the readiness check for ours.
+      if (await isListening(service.healthPort)) {
+        throw new Error(
+          `${service.name} cannot start: health port ${service.healthPort} is already in use (does \`npm start\` or another run use this stack?)`,
+        );
+      }
       service.launch();
       await service.waitReady(readyTimeoutMs);
     }

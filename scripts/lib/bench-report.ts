@@ -1,0 +1,148 @@
+/** Renders benchmark results as a console table and as a dated section of docs/BENCHMARKS.md. */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AuditBacklogResult } from './bench-audit.ts';
+import type { JetStreamCeilingResult } from './bench-jetstream.ts';
+import type { MachineDescription } from './bench-machine.ts';
+import type { DirectLoopResult } from './bench-pkcs11.ts';
+import type { PipelineLoopResult } from './bench-pipeline.ts';
+
+/** One concurrency level of the lifecycle comparison. */
+export interface LifecycleComparison {
+  concurrency: number;
+  pipeline: PipelineLoopResult;
+  direct: DirectLoopResult;
+}
+
+/** Everything one benchmark run measured. */
+export interface BenchResults {
+  date: Date;
+  command: string;
+  mode: 'quick' | 'full';
+  machine: MachineDescription;
+  lifecycle: LifecycleComparison[];
+  audit: AuditBacklogResult;
+  jetstream: JetStreamCeilingResult;
+}
+
+const DOC_HEADER = `# Benchmarks
+
+Measured figures of keytower on one machine, newest last. Each section records the exact
+command, the machine and the date it ran, so figures from different machines are not compared
+by accident. \`npm run bench\` (or \`npm run bench -- --quick\`) appends a section; older sections
+stay as they were.
+
+What is measured:
+
+- **Lifecycle commands**: \`create AES_256\` commands on the HSM provider (SoftHSM2), published as a
+  client publishes them and timed from the publish until the command's status in \`kms_commands\` is
+  terminal: policy's decision and admission, connector-hsm's PKCS#11 work, the outcome event, and
+  policy's projection. The baseline is a direct PKCS#11 loop doing the same token work through
+  pkcs11js (look for the label, generate the key with the same attributes, read its attributes
+  back) with no bus, at the same number of commands in flight.
+- **Audit records to the sinks**: with the audit writer and both sinks stopped, a burst of commands
+  runs through policy and connector-hsm; then the sinks and the writer start and drain the backlog.
+  The rate is records over the time from the first to the last record arriving (ClickHouse polled
+  with \`FINAL\` every 100 ms, Kafka by producer timestamps). The baseline is one publisher and one
+  consumer moving messages of the mean record size through a file-backed JetStream stream on the
+  same server, with message ids and explicit acks: the raw JetStream publish-and-consume ceiling.
+`;
+
+function fixed(value: number, digits = 1): string {
+  return value.toFixed(digits);
+}
+
+function ratio(numerator: number, denominator: number): string {
+  return denominator > 0 ? `${fixed(numerator / denominator, 2)}` : '-';
+}
+
+function rows(results: BenchResults): string[][] {
+  const table: string[][] = [['measure', 'keytower', 'baseline', 'keytower / baseline']];
+  for (const level of results.lifecycle) {
+    const { pipeline, direct, concurrency } = level;
+    table.push([
+      `create AES_256, ${concurrency} in flight: commands/s`,
+      fixed(pipeline.commandsPerSecond),
+      `${fixed(direct.keysPerSecond)} (direct PKCS#11)`,
+      ratio(pipeline.commandsPerSecond, direct.keysPerSecond),
+    ]);
+    table.push([
+      `create AES_256, ${concurrency} in flight: p50 / p99 ms`,
+      `${fixed(pipeline.latency.p50Ms)} / ${fixed(pipeline.latency.p99Ms)}`,
+      `${fixed(direct.latency.p50Ms)} / ${fixed(direct.latency.p99Ms)}`,
+      `${ratio(pipeline.latency.p50Ms, direct.latency.p50Ms)} / ${ratio(pipeline.latency.p99Ms, direct.latency.p99Ms)}`,
+    ]);
+  }
+  const raw = results.jetstream.messagesPerSecond;
+  const rawLabel = `${fixed(raw, 0)} (raw JetStream)`;
+  table.push([
+    'audit records/s reaching ClickHouse',
+    fixed(results.audit.clickhouse.recordsPerSecond, 0),
+    rawLabel,
+    ratio(results.audit.clickhouse.recordsPerSecond, raw),
+  ]);
+  table.push([
+    'audit records/s reaching Kafka',
+    fixed(results.audit.kafka.recordsPerSecond, 0),
+    rawLabel,
+    ratio(results.audit.kafka.recordsPerSecond, raw),
+  ]);
+  return table;
+}
+
+/** Formats the comparison table for the terminal, with aligned columns. */
+export function formatConsoleTable(results: BenchResults): string {
+  const table = rows(results);
+  const widths = table[0]!.map((_cell, column) =>
+    Math.max(...table.map((row) => row[column]!.length)),
+  );
+  return table
+    .map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  '))
+    .join('\n');
+}
+
+function markdownTable(table: string[][]): string {
+  const [header, ...body] = table;
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(header!), line(header!.map(() => '---')), ...body.map(line)].join('\n');
+}
+
+/** Renders the dated section this run appends to docs/BENCHMARKS.md. */
+export function formatMarkdownSection(results: BenchResults): string {
+  const { machine, audit, jetstream } = results;
+  const details: string[] = [];
+  for (const level of results.lifecycle) {
+    const { pipeline, direct } = level;
+    const failures = Object.entries(pipeline.unsuccessful).map(
+      ([status, count]) => `${count} ${status}`,
+    );
+    details.push(
+      `- ${level.concurrency} in flight: ${pipeline.commands} commands in ${fixed(pipeline.elapsedMs / 1000, 2)} s (${pipeline.succeeded} succeeded${failures.length > 0 ? `, ${failures.join(', ')}` : ''}), max latency ${fixed(pipeline.latency.maxMs)} ms; direct loop ${direct.keys} keys in ${fixed(direct.elapsedMs / 1000, 2)} s, max ${fixed(direct.latency.maxMs)} ms.`,
+    );
+  }
+  details.push(
+    `- Audit backlog: ${audit.sourceMessages} source messages, mean canonical record ${audit.meanRecordBytes} bytes. ClickHouse: first to last record ${fixed(audit.clickhouse.spanMs / 1000, 2)} s, all stored ${fixed(audit.clickhouse.drainMs / 1000, 2)} s after the writer started. Kafka: first to last ${fixed(audit.kafka.spanMs / 1000, 2)} s, all sent ${fixed(audit.kafka.drainMs / 1000, 2)} s after the writer started.`,
+  );
+  details.push(
+    `- Raw JetStream: ${jetstream.messages} messages of ${jetstream.messageBytes} bytes published and consumed in ${fixed(jetstream.elapsedMs / 1000, 2)} s (publishing alone ${fixed(jetstream.publishOnlyMs / 1000, 2)} s).`,
+  );
+
+  return [
+    `## ${results.date.toISOString().slice(0, 16).replace('T', ' ')} UTC (${results.mode})`,
+    '',
+    `- Command: \`${results.command}\``,
+    `- Machine: ${machine.cpuModel}, ${machine.cpuCount} CPUs (\`nproc\`), ${machine.memoryMiB} MiB memory (\`free -m\`), ${machine.platform}`,
+    `- Node ${machine.nodeVersion}; every server on the same machine (NATS, ClickHouse, Kafka, SoftHSM2) and every service as its own process`,
+    '',
+    markdownTable(rows(results)),
+    '',
+    ...details,
+    '',
+  ].join('\n');
+}
+
+/** Appends the run's section to the benchmark page, creating the page with its header when missing. */
+export function appendToBenchmarksPage(path: string, results: BenchResults): void {
+  const existing = existsSync(path) ? readFileSync(path, 'utf8') : DOC_HEADER;
+  const separator = existing.endsWith('\n\n') ? '' : existing.endsWith('\n') ? '\n' : '\n\n';
+  writeFileSync(path, `${existing}${separator}${formatMarkdownSection(results)}`);
+}
