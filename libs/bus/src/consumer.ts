@@ -73,9 +73,9 @@ const DEFAULT_BACKOFF: RetryBackoff = { initialDelayMs: 1_000, maxDelayMs: 60_00
 const NANOS_PER_MS = 1_000_000;
 
 /**
- * Returns the nak delay for a failed delivery: the error's `retryAfterMs` when set, else the
- * consumer's own `backoff` for this delivery, else exponential backoff with jitter (between
- * half and all of the capped delay, so replicas do not retry in step).
+ * Returns the nak delay for a failed delivery. The error's `retryAfterMs` comes first, then the
+ * consumer's own `backoff` for this delivery. Otherwise the delay is exponential with jitter
+ * between half and all of the capped value, so replicas do not retry in step.
  */
 export function retryDelayMs(
   error: unknown,
@@ -129,8 +129,8 @@ interface Delivery {
  * any other error) naks with a delay. A {@link PermanentError}, or any failure on the last
  * delivery `max_deliver` allows, dead-letters the message to `kms.dlq.v1.<stream>.<durable>`
  * and terminates it. For a consumer with a delivery limit it also consumes
- * `advisories-<durable>`, so a message whose last delivery never got an answer (the
- * process died) is dead-lettered too.
+ * `advisories-<durable>`, so a message whose last delivery was never acked, naked or
+ * terminated (because the process died) is dead-lettered too.
  */
 export async function consume(options: ConsumeOptions): Promise<RunningConsumer> {
   const { bus, stream, durable, handler } = options;

@@ -196,7 +196,7 @@ export function isLeaseLostError(error: unknown): error is LeaseLostError {
   return error instanceof LeaseLostError;
 }
 
-/** Whether JetStream reported a missing stream or consumer. */
+/** Tells whether JetStream reported a missing stream or consumer. */
 export function isNotFound(error: unknown): boolean {
   return (
     error instanceof JetStreamApiError &&

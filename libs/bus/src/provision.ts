@@ -15,7 +15,7 @@ export interface ProvisionOptions {
   logger: Logger;
 }
 
-/** What one provisioning run did, by resource (`stream KMS_EVENTS`, `bucket kms_leases` …). */
+/** Result of one provisioning run, listed by resource (`stream KMS_EVENTS`, `bucket kms_leases` …). */
 export interface ProvisionReport {
   created: string[];
   updated: string[];

@@ -70,7 +70,7 @@ function describeFailure(error: unknown): string {
  * Publishes an envelope as JSON to a JetStream subject and checks the acknowledgement.
  *
  * The envelope id is the `Nats-Msg-Id`, so the stream stores one message per id inside its
- * duplicate window; a repeat returns `duplicate: true` and the caller must treat it as
+ * duplicate window. A repeat returns `duplicate: true`, and the caller must treat it as
  * "already published", never as a fresh success. The active trace context travels in
  * the headers. Raises {@link PublishError} naming the subject and message id, or
  * {@link WrongLastSequenceError} when `expectLastSequence` does not match.

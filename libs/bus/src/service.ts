@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { connectBus } from './connection.ts';
 import type { Bus } from './connection.ts';
 
-/** What a service's `start` receives. */
+/** Context passed to a service's `start`. */
 export interface ServiceContext<Config> {
   name: string;
   config: Config;
@@ -14,7 +14,7 @@ export interface ServiceContext<Config> {
   bus: Bus;
 }
 
-/** What a service's `start` returns. */
+/** Handle returned by a service's `start`. */
 export interface StartedService {
   /** Stops consumers and timers; the runner drains the connection afterwards. */
   stop(): Promise<void>;

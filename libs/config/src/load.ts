@@ -15,7 +15,7 @@ export interface LoadConfigOptions {
 
 const REDACTED = '<redacted>';
 
-/** Where one key's value came from, for error messages. */
+/** A key's value and its source (variable name or file key), for error messages. */
 interface SourcedValue {
   value: unknown;
   source: string;

@@ -19,8 +19,8 @@ export function variableName(key: string): string {
 }
 
 /**
- * Whether a key holds a secret: such a value is never printed, and it may be read from a
- * file named by `<VARIABLE>_FILE`.
+ * Tells whether a key names a secret. A secret's value is never printed, and it may be read
+ * from a file named by `<VARIABLE>_FILE`.
  */
 export function isSecretKey(key: string): boolean {
   return SECRET_KEY_PATTERN.test(key);

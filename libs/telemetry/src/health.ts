@@ -59,7 +59,7 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 
 /**
  * Starts the `/healthz` (the process is up) and `/readyz` (every readiness check passes)
- * endpoints. `/readyz` answers 503 with the names of the failing checks. The server
+ * endpoints. `/readyz` returns 503 with the names of the failing checks. The server
  * listens on loopback only, because the endpoints are unauthenticated.
  */
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {

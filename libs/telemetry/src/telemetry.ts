@@ -31,7 +31,7 @@ function joinUrl(base: string, path: string): string {
  * nothing is exported. Spans and metrics are exported over OTLP/HTTP only when
  * `otlpEndpoint` is set. Without it no tracer or meter provider is registered, so the
  * API stays a no-op and the process never connects to a collector, whatever the
- * `OTEL_*` environment variables say.
+ * `OTEL_*` environment variables contain.
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   const endpoint = options.otlpEndpoint;

@@ -152,8 +152,8 @@ export async function startNatsServer(
 }
 
 /**
- * Returns the NATS server the bus tests use: the test stack's, with its `admin` user, when
- * `KEYTOWER_STACK_FILE` is set; otherwise a server this process starts and must destroy.
+ * Returns the NATS server the bus tests use. With `KEYTOWER_STACK_FILE` set it is the test
+ * stack's, with its `admin` user. Otherwise this process starts a server and must destroy it.
  */
 export async function natsTarget(): Promise<NatsTarget> {
   if (process.env.KEYTOWER_STACK_FILE) {

@@ -3,7 +3,7 @@ import { DURABLES, STREAMS, streamSpec, subjects } from '@keytower/contracts';
 import type { ConsumerSpec, StreamSpec, Topology } from '@keytower/contracts';
 import type { Bus } from '../../src/index.ts';
 
-/** A unique prefix for the streams, durables and buckets of one test. */
+/** Returns a unique prefix for the streams, durables and buckets of one test. */
 export function uniquePrefix(label: string): string {
   return `T${Date.now().toString(36)}${randomBytes(3).toString('hex')}_${label}`.toUpperCase();
 }
@@ -20,9 +20,9 @@ export interface WorkTopology {
 }
 
 /**
- * Builds a topology with one work stream and durable of a test's own, plus the shared
- * `KMS_DLQ` and `KMS_ADVISORIES` streams exactly as the contracts define them (so applying
- * it next to the test stack changes nothing there) and the durable's advisory consumer.
+ * Builds a topology with a test's own work stream, durable and advisory consumer. It also
+ * lists the shared `KMS_DLQ` and `KMS_ADVISORIES` streams exactly as the contracts define
+ * them, so applying it next to the test stack changes nothing there.
  */
 export function workTopology(
   label: string,
