@@ -39,7 +39,7 @@ const BENCH_SOURCE = 'keytower/bench';
 
 /**
  * Sends `commands` create commands with at most `concurrency` waiting for their outcome at once.
- * One watch on the whole `kms_commands` bucket, started before the first publish, sees every
+ * One watch on the whole `kms_commands` bucket, started before the first publish, receives every
  * terminal status, so the timing includes no per-command watch set-up. A command with no terminal
  * status after `commandTimeoutMs` fails the run.
  */

@@ -1,6 +1,6 @@
 /**
  * Starts keytower services as child processes for the demo, the benchmark and the end-to-end
- * tests, waits until each answers `/readyz`, and stops them by pid. Unlike `npm start`, the output
+ * tests, waits until each returns 200 on `/readyz`, and stops them by pid. Unlike `npm start`, the output
  * of each service goes to a log file, so the person watching the demo sees only its steps, and a
  * service that exits is reported instead of restarted.
  */
@@ -35,7 +35,7 @@ export interface StartServicesOptions {
   logDir: string;
   /** Settings added to one service's environment, for example `KEYTOWER_POLICY_ALLOW` for policy. */
   extraEnvironment?: Partial<Record<ServiceName, Record<string, string>>>;
-  /** Time each service has to answer `/readyz` with 200, in milliseconds; default 60 s. */
+  /** Time each service has to return 200 on `/readyz`, in milliseconds; default 60 s. */
   readyTimeoutMs?: number;
 }
 
@@ -169,7 +169,7 @@ async function isReady(port: number): Promise<boolean> {
 
 /**
  * Starts the given services one after another with the settings from the stack descriptor and
- * resolves once every one answers `/readyz`. When one fails to become ready, the ones already
+ * resolves once every one returns 200 on `/readyz`. When one fails to become ready, the ones already
  * started are stopped and the error names the service and shows the end of its log.
  */
 export async function startServices(options: StartServicesOptions): Promise<RunningServices> {
@@ -206,7 +206,7 @@ export async function startServices(options: StartServicesOptions): Promise<Runn
 
   try {
     for (const service of managed) {
-      // A service already answering on this port would pass the readiness check for ours.
+      // A service already listening on this port would pass the readiness check for ours.
       if (await isListening(service.healthPort)) {
         throw new Error(
           `${service.name} cannot start: health port ${service.healthPort} is already in use (does \`npm start\` or another run use this stack?)`,
