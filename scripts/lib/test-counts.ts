@@ -10,9 +10,12 @@ export interface TestCounts {
 
 const SUMMARY_LINE = /^\s*(?:\[[^\]]*\]\s*)?(?:[\w@/.:-]+:\s+)?(?:ℹ|#)\s+(pass|fail)\s+(\d+)\s*$/gm;
 
+/** SGR color sequences, which the spec reporter and Nx add when they decide colors are wanted. */
+const COLOR_SEQUENCE = /\x1b\[[0-9;]*m/g;
+
 export function countTests(output: string): TestCounts {
   const counts: TestCounts = { passed: 0, failed: 0 };
-  for (const match of output.matchAll(SUMMARY_LINE)) {
+  for (const match of output.replace(COLOR_SEQUENCE, '').matchAll(SUMMARY_LINE)) {
     const count = Number.parseInt(match[2] as string, 10);
     if (match[1] === 'pass') {
       counts.passed += count;
