@@ -341,3 +341,50 @@ export async function readStream(
 export async function operationsFor(bus: Bus, keyId: string) {
   return await readStream(bus, STREAMS.operations, `kms.op.v1.*.*.${keyId}`);
 }
+
+/** Output and exit code of one `keytower` run. */
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `services/cli/src/main.ts` with the given arguments and environment; never throws on exit codes. */
+export async function runCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<CliRun> {
+  const child = spawn(
+    process.execPath,
+    [join(REPO_ROOT, 'services', 'cli', 'src', 'main.ts'), ...args],
+    {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, USER: 'alice', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolveExit) =>
+    child.once('close', (exitCode) => resolveExit(exitCode)),
+  );
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** The `KEYTOWER_NATS_*` variables of one user. */
+export function natsVariables(environment: NatsEnvironment, user: string): Record<string, string> {
+  const credential = environment.users[user];
+  if (credential === undefined) {
+    throw new Error(`the NATS environment has no user "${user}"`);
+  }
+  return {
+    KEYTOWER_NATS_URL: environment.url,
+    KEYTOWER_NATS_USER: credential.user,
+    KEYTOWER_NATS_PASSWORD: credential.password,
+  };
+}
