@@ -7,7 +7,7 @@ export interface ConnectionSettings {
   servers: string;
   user: string;
   password: string;
-  /** Where the settings came from, for error messages: a stack descriptor or the environment. */
+  /** Origin of the settings for error messages: a stack descriptor or the environment. */
   origin: string;
 }
 
@@ -22,7 +22,7 @@ const connectionSchema = commonSettingsSchema.pick({
 
 /**
  * Resolves the connection settings. `--stack <profile>` reads `.data/<profile>/stack.json` and
- * picks the role's user; without it the `KEYTOWER_NATS_*` variables are used, and when even
+ * picks the role's user. Without it the `KEYTOWER_NATS_*` variables are used. When even
  * `KEYTOWER_NATS_URL` is unset but `KEYTOWER_STACK_FILE` is set, that descriptor is read.
  */
 export function resolveConnection(
@@ -67,7 +67,7 @@ export function createCliLogger(): Logger {
   return createLogger({ service: 'keytower-cli', level, destination: process.stderr });
 }
 
-/** Connects to NATS with the resolved settings. Fails fast when no server answers. */
+/** Connects to NATS with the resolved settings. Fails at once when no server accepts the connection. */
 export async function openBus(settings: ConnectionSettings, logger: Logger): Promise<Bus> {
   try {
     return await connectBus({

@@ -7,7 +7,7 @@ import { CliError, EXIT_CODES } from './errors.ts';
 import { registerKeyCommands } from './keys.ts';
 
 /**
- * The `keytower` command. Exit codes: 0 success, 1 rejected or not found, 2 invalid input
+ * Builds the `keytower` command. Exit codes: 0 success, 1 rejected or not found, 2 invalid input
  * (nothing published), 3 failed or dead-lettered, 4 timed out, 5 NATS unavailable.
  */
 export function buildProgram(): Command {

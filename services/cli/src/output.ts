@@ -7,7 +7,7 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** One line describing a submit result, for standard output (success) or standard error. */
+/** Describes a submit result in one line, for standard output (success) or standard error. */
 export function describeSubmitResult(action: string, result: SubmitResult): string {
   const status = result.status;
   if (result.timedOut || status === null) {
@@ -48,7 +48,7 @@ function describeSuccess(action: string, result: SubmitResult): string {
   }
 }
 
-/** The note printed when JetStream reported the publish as a duplicate of an earlier command. */
+/** Describes a publish that JetStream acknowledged as a duplicate of an earlier command. */
 export function describeDuplicate(result: SubmitResult): string {
   return `duplicate: command ${result.commandId} was already published (stream sequence ${result.streamSequence}); nothing new was stored, showing the first submission's outcome`;
 }

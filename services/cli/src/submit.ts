@@ -30,7 +30,7 @@ export interface SubmitOptions {
   timeoutSeconds: number;
 }
 
-/** What happened to a submitted command. */
+/** Outcome of a submitted command. */
 export interface SubmitResult {
   commandId: string;
   keyId: string;

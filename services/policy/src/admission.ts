@@ -8,7 +8,7 @@ import { isRevisionConflict } from './revision.ts';
 /**
  * Admission: the decision applied to the key's inventory entry by compare-and-set. Two
  * policy replicas deciding commands for the same key at once both read the same revision;
- * only one write succeeds, and the other re-reads and decides again, so it sees the pending
+ * only one write succeeds, and the other re-reads and decides again, so it reads the pending
  * operation and rejects its command as `operation-in-progress` (or `rotation-in-progress`).
  */
 

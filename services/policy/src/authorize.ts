@@ -1,7 +1,7 @@
 import { ACTOR_PATTERN, KEY_ACTIONS, type KeyAction } from '@keytower/contracts';
 
 /**
- * Who may do what. This is the one decision point for identity: signature verification and
+ * Authorization of actors. This is the one decision point for identity: signature verification and
  * roles will plug in here, so callers never check an actor anywhere else.
  */
 
@@ -11,7 +11,7 @@ export type Grant = ReadonlySet<KeyAction> | 'all';
 /** Actor identity (`user:alice`) → the actions it may request. */
 export type AllowList = ReadonlyMap<string, Grant>;
 
-/** What `authorize()` needs to know about a request. */
+/** The request `authorize()` decides on. */
 export interface AuthorizationRequest {
   actor: string;
   action: KeyAction;

@@ -153,7 +153,7 @@ async function handleKeyCommand(
 
 /**
  * Publishes again the operation of a command whose status is already `in-progress`, when the
- * key's entry still holds it as pending; does nothing once the operation has finished. The
+ * key's entry still contains it as pending; does nothing once the operation has finished. The
  * operation id is the same, so JetStream drops the repeat inside its duplicate window.
  */
 async function resumeOperation(

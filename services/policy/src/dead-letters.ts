@@ -17,7 +17,7 @@ import { changeStatus } from './status.ts';
 /**
  * The `policy-dead-letters` handler. A command, operation or outcome event that a consumer
  * gave up on would leave its command `in-progress` and its key blocked by the pending
- * operation forever; this handler records `dead-lettered` (a command that already failed
+ * operation forever. This handler records `dead-lettered` (a command that already failed
  * keeps `failed`) and clears the key's pending operation.
  */
 
@@ -101,7 +101,7 @@ export function createDeadLetterHandler(
 
 /**
  * Clears the key's pending operation when it belongs to the dead-lettered command. The
- * applied sequence moves past the operation's, so a later admission never reuses it; a key
+ * applied sequence moves past the operation's, so a later admission never reuses it. A key
  * whose creation was dead-lettered is removed, because nothing was created.
  */
 async function releaseKey(

@@ -17,10 +17,10 @@ import {
 import { type AllowList, authorize } from './authorize.ts';
 
 /**
- * The policy decision, as a pure function: a command, the actor allow-list, the key's
- * inventory entry and the settings go in; an admission (with the operation to forward and the
- * inventory entry to write), a resumption of the command's own operation, or a rejection comes
- * out. Nothing here reads the clock or the bus.
+ * The policy decision as a pure function. Its inputs are a command, the actor allow-list, the
+ * key's inventory entry, the settings and the time. Its result is an admission (with the
+ * operation to forward and the inventory entry to write), a resumption of the command's own
+ * operation, or a rejection. Nothing here reads the clock or the bus.
  */
 
 /** A command that matched its contract, reduced to what the decision needs. */
@@ -60,7 +60,7 @@ export interface Rejection {
 export type Decision =
   /** Write `entry` by compare-and-set, then publish `operation`. */
   | { outcome: 'admit'; entry: InventoryEntry; operation: OperationData }
-  /** The entry already holds this command's pending operation: publish it again, same id. */
+  /** The entry already contains this command's pending operation: publish it again, same id. */
   | { outcome: 'resume'; operation: OperationData }
   | Rejection;
 
@@ -72,8 +72,8 @@ function reject(code: RejectionCode, message: string, field?: string): Rejection
 
 /**
  * Reads the action and key id of a parsed command envelope. A create's key id is the envelope
- * subject and must be derived from the command id, so nobody can pick (or hijack) a key id;
- * every other command names its key in `data.keyId`, and the subject must agree with it.
+ * subject and must be derived from the command id, so a client cannot choose (or take over) a
+ * key id. Every other command names its key in `data.keyId`, and the subject must agree.
  */
 export function readKeyCommand(envelope: Envelope): KeyCommand | Rejection {
   const action = actionOfType(envelope.type) as KeyAction | null;

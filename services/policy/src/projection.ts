@@ -23,8 +23,8 @@ import { changeStatus } from './status.ts';
 /**
  * The inventory projection: applies outcome events to `kms_inventory` in per-key sequence
  * order, clears the pending operation they finish, and records the command's terminal
- * status. An event whose sequence is already applied is a duplicate; one that skips ahead
- * is given back (nak with a delay) until the missing event has been applied.
+ * status. An event whose sequence is already applied is a duplicate. An event that skips
+ * ahead is given back (nak with a delay) until the missing event has been applied.
  */
 
 export interface ProjectionContext {
@@ -44,7 +44,7 @@ interface OutcomeFields {
   sequence: number;
 }
 
-/** What applying one event did to the entry. */
+/** Result of applying one event to the entry. */
 type Application =
   { kind: 'applied'; action: KeyAction | null } | { kind: 'duplicate'; action: KeyAction | null };
 
@@ -157,7 +157,7 @@ function isFailedCreate(envelope: Envelope): boolean {
   );
 }
 
-/** The action of the command the event finishes: from the event type, else the pending operation. */
+/** Returns the action of the command the event finishes, from the pending operation or the event type. */
 function actionOf(
   envelope: Envelope,
   entry: InventoryEntry,

@@ -1,7 +1,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 
 /**
- * Whether a KV write failed because the entry's revision changed since it was read (or, for
+ * Returns whether a KV write failed because the entry's revision changed since it was read (or, for
  * `create`, because the entry already exists). The caller re-reads and decides again.
  */
 export function isRevisionConflict(error: unknown): boolean {

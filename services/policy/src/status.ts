@@ -9,12 +9,12 @@ import { isRevisionConflict } from './revision.ts';
 
 /**
  * Writes to `kms_commands`, one entry per command id. Every write is a compare-and-set on
- * the entry's revision, and a terminal status is never replaced, so a late or repeated
- * write (a redelivered command, a dead letter after an `operation.failed`) cannot move a
- * finished command back to an earlier status.
+ * the entry's revision, and a terminal status is never replaced. So a late or repeated write
+ * (a redelivered command, a dead letter after an `operation.failed`) cannot move a finished
+ * command back to an earlier status.
  */
 
-/** What is known about a command when its status is first written. */
+/** Identity of a command, as far as it could be read, stored when its entry is created. */
 export interface CommandIdentity {
   commandId: string;
   commandType: string | null;
