@@ -28,7 +28,7 @@ import {
   SiemProducer,
   runKafkaSink,
 } from '@keytower/sink-kafka';
-import { STREAMS } from '@keytower/contracts';
+import { BUCKETS, DURABLES, STREAMS } from '@keytower/contracts';
 import { createLogger, type Logger } from '@keytower/telemetry';
 import { Kafka, logLevel } from 'kafkajs';
 
@@ -119,6 +119,7 @@ describe('audit sinks', { timeout: 600_000 }, () => {
   let logs: LogCapture;
   let logger: Logger;
   const stopping = new AbortController();
+  const primaryClickHouseStopping = new AbortController();
   const running: Array<Promise<void>> = [];
 
   before(async () => {
@@ -174,6 +175,7 @@ describe('audit sinks', { timeout: 600_000 }, () => {
     running.push(
       runClickHouseSink({
         ...common,
+        signal: AbortSignal.any([stopping.signal, primaryClickHouseStopping.signal]),
         bus: await stack.connect('sink-clickhouse'),
         store,
         batchMaxRecords: 100,
@@ -419,6 +421,64 @@ describe('audit sinks', { timeout: 600_000 }, () => {
       );
     } finally {
       kafka.resume();
+    }
+  });
+
+  test('standby sink takes over the lease', async () => {
+    const leases = await stack.admin.kv(BUCKETS.leases);
+    const holderOf = async () =>
+      (await leases.get(DURABLES.sinkClickhouse))?.json<{ holder: string }>().holder;
+    const standbyStore = new ClickHouseAuditStore({
+      url: clickhouse.url,
+      database: 'keytower',
+      username: 'default',
+      password: '',
+      requestTimeoutMs: 5000,
+    });
+    const standbyStopping = new AbortController();
+    const standby = runClickHouseSink({
+      bus: await stack.connect('sink-clickhouse'),
+      store: standbyStore,
+      holder: 'standby',
+      leaseTtlSeconds: 5,
+      standbyPollMs: 200,
+      batchMaxRecords: 100,
+      batchMaxWaitMs: 200,
+      retryInitialDelayMs: 200,
+      retryMaxDelayMs: 2000,
+      logger,
+      signal: standbyStopping.signal,
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(
+        await holderOf(),
+        'test',
+        'the standby waits while the active sink holds the lease',
+      );
+
+      primaryClickHouseStopping.abort();
+      await waitFor(
+        'the standby to take the lease',
+        15_000,
+        async () => (await holderOf()) === 'standby',
+      );
+
+      const start = await recordCount();
+      await publishCommands(stack.admin, 20, 'after-sink-takeover');
+      await waitFor('20 new records', 20_000, async () => (await recordCount()) === start + 20);
+      const newIds = (await readAuditRecords(stack.admin))
+        .slice(start)
+        .map((record) => record.recordId);
+      await waitFor(
+        'the standby to insert the new records',
+        20_000,
+        async () => (await store.rowsById(newIds)).length === newIds.length,
+      );
+    } finally {
+      standbyStopping.abort();
+      await standby;
+      await standbyStore.close();
     }
   });
 });

@@ -3,6 +3,7 @@
 
 import { connectBus, provision, type Bus } from '@keytower/bus';
 import {
+  buildEnvelope,
   DURABLES,
   STREAMS,
   deriveKeyId,
@@ -100,23 +101,20 @@ export async function publishCommands(
   for (let index = 0; index < count; index += 1) {
     const id = newCommandId();
     const keyId = deriveKeyId(id);
-    await admin.publish(subjects.command('create', keyId), {
-      specversion: '1.0',
+    const envelope = buildEnvelope({
       id,
-      source: 'keytower/tests',
       type: 'keytower.command.key.create.v1',
-      time: new Date().toISOString(),
       subject: keyId,
-      datacontenttype: 'application/json',
+      source: 'keytower/tests',
+      actor: 'user:auditor-test',
       data: {
         provider: 'hsm',
         purpose: 'encrypt',
         algorithm: 'AES_256',
         label: `${label}-${index}`,
       },
-      actor: 'user:auditor-test',
-      correlationid: id,
     });
+    await admin.publish(subjects.command('create', keyId), envelope);
     keyIds.push(keyId);
   }
   return keyIds;

@@ -34,8 +34,12 @@ export interface ManagedServer {
   resume(): void;
 }
 
-const KAFKA_LIBS =
-  process.env.KEYTOWER_KAFKA_LIBS ?? join(homedir(), '.cache/keytower/kafka-4.1.1/libs');
+// The local stack installs its tools into this cache (`KEYTOWER_TOOL_CACHE`, default
+// ~/.cache/keytower), so the helper finds the same versions there.
+const TOOL_CACHE = process.env.KEYTOWER_TOOL_CACHE ?? join(homedir(), '.cache/keytower');
+const KAFKA_LIBS = process.env.KEYTOWER_KAFKA_LIBS ?? join(TOOL_CACHE, 'kafka-4.1.1/libs');
+const JAVA_17 = '/usr/lib/jvm/java-17-openjdk-amd64/bin/java';
+const JAVA = existsSync(JAVA_17) ? JAVA_17 : 'java';
 const CLICKHOUSE_SERVER = process.env.KEYTOWER_CLICKHOUSE_SERVER ?? '/usr/sbin/clickhouse-server';
 
 /** Returns the path of the NATS server binary: `KEYTOWER_NATS_SERVER`, the repo's `.tools/bin`, or the version cache. */
@@ -43,7 +47,7 @@ export function natsServerPath(): string {
   const candidates = [
     process.env.KEYTOWER_NATS_SERVER,
     join(process.cwd(), '.tools/bin/nats-server'),
-    join(homedir(), '.cache/keytower/nats-server-2.15.3/nats-server'),
+    join(TOOL_CACHE, 'nats-server-2.15.3/nats-server'),
   ];
   const found = candidates.find((candidate) => candidate !== undefined && existsSync(candidate));
   if (found === undefined) {
@@ -306,7 +310,7 @@ export async function startKafka(dir: string): Promise<KafkaServer> {
 
   const classpath = `${KAFKA_LIBS}/*`;
   const format = spawnSync(
-    'java',
+    JAVA,
     [
       '-cp',
       classpath,
@@ -326,7 +330,7 @@ export async function startKafka(dir: string): Promise<KafkaServer> {
 
   const server = new SpawnedServer({
     name: 'kafka',
-    command: 'java',
+    command: JAVA,
     args: [
       '-Xmx512m',
       '-Xms128m',
