@@ -34,6 +34,8 @@ export interface BusMessage {
   working(): void;
   /** Aborted when the consumer stops and gives the message back before the handler ends. */
   signal: AbortSignal;
+  /** Logger bound to the stream, durable, stream sequence, delivery count and message id. */
+  logger: Logger;
 }
 
 export type MessageHandler = (message: BusMessage) => Promise<void>;
@@ -220,6 +222,7 @@ export async function consume(options: ConsumeOptions): Promise<RunningConsumer>
       isLastAttempt,
       working: () => message.working(),
       signal: abandoned.signal,
+      logger: log,
     };
 
     try {

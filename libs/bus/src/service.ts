@@ -154,6 +154,15 @@ export async function runService<S extends SettingsSchema>(
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+
+    // An error nothing caught leaves the service in an unknown state, so it is logged and
+    // the process exits non-zero for its supervisor to restart it.
+    const onFatal = (error: unknown, origin: string) => {
+      logger.fatal({ err: error, origin }, 'uncaught error; exiting');
+      process.exit(1);
+    };
+    process.on('uncaughtException', (error) => onFatal(error, 'uncaughtException'));
+    process.on('unhandledRejection', (reason) => onFatal(reason, 'unhandledRejection'));
   }
 
   logger.info('service started');

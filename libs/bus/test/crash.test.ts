@@ -82,7 +82,7 @@ describe('consumer crashes', () => {
     }
   });
 
-  test('killed replica message finishes once on the other', async () => {
+  test('killed replica message finishes once on the other', async (t) => {
     // Field case K08 scaled down: ack wait 3 s, handlers 2.8 s, two replicas, one killed.
     const work = workTopology('k08', { ackWaitSeconds: 3, maxDeliver: 5 });
     await provision(bus.connection, work.topology, { logger });
@@ -135,12 +135,17 @@ describe('consumer crashes', () => {
         );
       }
       const rescued = finished.find((event) => event.id === killedId);
-      assert.equal(rescued?.pid, survivor.process.pid);
-      // Promptly: within one ack wait plus one handler run plus slack for the survivor's own queue.
-      assert.ok(
-        (rescued?.at ?? Infinity) - killedAt < 3_000 + 2_800 * 3 + 1_500,
-        'rescue took too long',
+      const rescueStart = survivor.events.find(
+        (event) => event.event === 'start' && event.id === killedId,
       );
+      assert.equal(rescued?.pid, survivor.process.pid);
+      const startDelay = (rescueStart?.at ?? Infinity) - killedAt;
+      t.diagnostic(
+        `killed message restarted ${startDelay} ms and finished ${(rescued?.at ?? NaN) - killedAt} ms after the kill`,
+      );
+      // Promptly: redelivered within one ack wait of the last in-progress ack, then started as
+      // soon as the survivor finished the message it was already running.
+      assert.ok(startDelay < 3_000 + 2_800 + 1_000, `restart took ${startDelay} ms`);
 
       // No message ran on two replicas at the same time: every start on the survivor of a
       // message the victim had started came after the victim died.
