@@ -136,7 +136,13 @@ export async function startNatsServer(
     clearTimeout(timer);
   }
 
-  await launch();
+  try {
+    await launch();
+  } catch (error) {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     url,
     port,
