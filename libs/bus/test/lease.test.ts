@@ -2,7 +2,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { acquireLease, connectBus, isLeaseHeldError, provision } from '../src/index.ts';
+import {
+  acquireLease,
+  connectBus,
+  isLeaseHeldError,
+  isLeaseLostError,
+  provision,
+} from '../src/index.ts';
 import type { Bus, Lease } from '../src/index.ts';
 import { natsTarget } from './support/nats-server.ts';
 import type { NatsTarget } from './support/nats-server.ts';
@@ -128,6 +134,34 @@ describe('acquireLease', () => {
         acquireLease(bus, { bucket, name: 'renewed', holder: 'other', ttlSeconds: 1 }),
         isLeaseHeldError,
       );
+    } finally {
+      await lease.release();
+    }
+  });
+
+  test('overwritten entry signals lost', async () => {
+    const lease = await acquireLease(bus, {
+      bucket,
+      name: 'overwritten',
+      holder: 'victim',
+      ttlSeconds: 1,
+    });
+    try {
+      const kv = await bus.kv(bucket);
+      await kv.put(
+        'overwritten',
+        JSON.stringify({
+          holder: 'intruder',
+          expiresAt: new Date(Date.now() + 60_000).toISOString(),
+          acquiredAt: new Date().toISOString(),
+        }),
+      );
+
+      await waitFor('lost signal', () => (lease.lost.aborted ? true : undefined), 3_000);
+      assert.equal(lease.held, false);
+      assert.ok(isLeaseLostError(lease.lost.reason));
+      assert.match(String(lease.lost.reason.message), /the entry now shows holder intruder/);
+      await assert.rejects(lease.renew(), isLeaseLostError);
     } finally {
       await lease.release();
     }

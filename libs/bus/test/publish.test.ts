@@ -1,10 +1,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectBus, isPublishError, isWrongLastSequenceError, provision } from '../src/index.ts';
+import {
+  connectBus,
+  deadLetterId,
+  isPublishError,
+  isWrongLastSequenceError,
+  provision,
+  publishDeadLetter,
+} from '../src/index.ts';
 import type { Bus } from '../src/index.ts';
 import { natsTarget } from './support/nats-server.ts';
 import type { NatsTarget } from './support/nats-server.ts';
-import { memoryLogger, testEnvelope } from './support/helpers.ts';
+import { memoryLogger, readDeadLetters, testEnvelope } from './support/helpers.ts';
 import { workTopology } from './support/topology.ts';
 
 describe('publish', () => {
@@ -74,6 +81,36 @@ describe('publish', () => {
         assert.equal(error.expectedLastSequence, first.seq);
         return true;
       },
+    );
+  });
+
+  test('second dead letter of a position is a duplicate', async () => {
+    const original = await bus.publish(work.subject('dead'), testEnvelope({ n: 1 }));
+    const input = {
+      stream: work.stream,
+      durable: work.durable,
+      subject: work.subject('dead'),
+      headers: undefined,
+      data: new TextEncoder().encode('{"id":"x"}'),
+      streamSequence: original.seq,
+      attempts: 3,
+      lastError: 'RetryableError: provider call timed out',
+      reason: 'handler-failed' as const,
+    };
+
+    const first = await publishDeadLetter(bus, input);
+    const second = await publishDeadLetter(bus, { ...input, reason: 'max-deliveries' });
+
+    assert.equal(first.duplicate, false);
+    assert.equal(second.duplicate, true);
+    assert.equal(second.seq, first.seq);
+    assert.equal(
+      (await readDeadLetters(bus, work.stream, work.durable))[0]?.id,
+      deadLetterId(work.stream, original.seq),
+    );
+    assert.notEqual(
+      deadLetterId(work.stream, original.seq),
+      deadLetterId(work.stream, original.seq + 1),
     );
   });
 
