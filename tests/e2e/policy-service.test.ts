@@ -15,6 +15,7 @@ import {
   buildEnvelope,
   DURABLES,
   deriveEventId,
+  deriveOperationId,
   type InventoryEntry,
   inventoryEntrySchema,
   type KeyEventName,
@@ -103,8 +104,12 @@ async function onlyOperation(keyId: string): Promise<OperationData> {
   return (operations[0]?.data as { data: OperationData }).data;
 }
 
-async function waitForOperations(keyId: string, count: number): Promise<OperationData[]> {
-  const deadline = Date.now() + 10_000;
+async function waitForOperations(
+  keyId: string,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<OperationData[]> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const operations = await operationsFor(admin, keyId);
     if (operations.length >= count || Date.now() > deadline) {
@@ -391,6 +396,43 @@ describe('policy service', () => {
     const entry = await readInventory(keyId);
     assert.equal(entry?.pending, null);
     assert.equal(entry?.versions[0]?.state, 'enabled');
+  });
+
+  test('crash after admission republishes the operation', async () => {
+    const keyId = await createKey();
+    await policy.stop();
+    const crashing = await startPolicy(environment, { KEYTOWER_CRASH_POINT: 'after-admission' });
+    const killed = new Promise<NodeJS.Signals | null>((resolveExit) =>
+      crashing.child.once('exit', (_code, signal) => resolveExit(signal)),
+    );
+
+    const rotate = commandEnvelope('rotate', { keyId });
+    await sendCommand(cli, rotate);
+    assert.equal(await killed, 'SIGKILL');
+    const admittedStatus = await waitForStatus(admin, rotate.id, () => true);
+    assert.equal(admittedStatus.status, 'in-progress');
+    assert.equal(admittedStatus.operationId, deriveOperationId(rotate.id));
+    assert.equal((await readInventory(keyId))?.pending?.commandId, rotate.id);
+    assert.equal((await operationsFor(admin, keyId)).length, 1);
+
+    // The unacknowledged command is delivered again once its ack wait (30 s) has passed.
+    policy = await startPolicy(environment);
+    const operations = await waitForOperations(keyId, 2, 45_000);
+    assert.equal(operations.length, 2);
+    const rotateOperation = operations[1];
+    assert.equal(rotateOperation?.operationId, deriveOperationId(rotate.id));
+    assert.equal(rotateOperation?.version, 2);
+    assert.equal(rotateOperation?.sequence, 2);
+
+    await publishOutcome(rotateOperation as OperationData, 'version-created', {
+      version: 2,
+      nativeVersionId: `arn:stand-in:${keyId}:2`,
+      primaryVersion: 2,
+    });
+    const finished = await waitForStatus(admin, rotate.id, (entry) => entry.status === 'succeeded');
+    assert.equal(finished.operationId, deriveOperationId(rotate.id));
+    await sleep(500);
+    assert.equal((await operationsFor(admin, keyId)).length, 2);
   });
 
   test('not-authorized actor is rejected', async () => {

@@ -36,6 +36,8 @@ const POLICY_ACTOR = 'system:policy';
 export interface CommandHandlerContext extends AdmissionContext {
   bus: Bus;
   statuses: KV;
+  /** Called after admission and before publishing; the `after-admission` crash point kills the process here. */
+  afterAdmission?: (command: KeyCommand) => void;
 }
 
 /** A rejection ready to publish: what is known about the command, and why it was rejected. */
@@ -140,6 +142,7 @@ async function handleKeyCommand(
     },
     context.clock(),
   );
+  context.afterAdmission?.(command);
   await publishOperation(context, command, decision.operation, logger);
   logger.info(
     {

@@ -23,6 +23,12 @@ export const policySettingsSchema = commonSettingsSchema.extend({
     }),
   /** `true` lets a pending window go down to 1 second instead of 7 days. Never set in production. */
   testProfile: z.boolean().default(false),
+  /**
+   * Test-only crash point. `after-admission` kills the process with SIGKILL after a command's
+   * pending operation and `in-progress` status are stored but before the operation is
+   * published, so a fault test can check that the redelivered command publishes the same one.
+   */
+  crashPoint: z.enum(['after-admission']).optional(),
   /** Handlers of the command consumer running at once. */
   policyCommandConcurrency: z.number().int().min(1).max(64).default(4),
 });

@@ -44,6 +44,17 @@ await runService({
           settings: { testProfile: config.testProfile },
           clock,
           logger,
+          ...(config.crashPoint === 'after-admission'
+            ? {
+                afterAdmission: (command) => {
+                  logger.warn(
+                    { commandId: command.id },
+                    'crash point after-admission: killing the process',
+                  );
+                  process.kill(process.pid, 'SIGKILL');
+                },
+              }
+            : {}),
         }),
       }),
     );
