@@ -134,8 +134,8 @@ export interface ImportKeyOptions extends KeyCallOptions {
   version: number;
   /** Key material wrapped for this provider's import key; the adapter never logs it. */
   wrappedKeyMaterial: Uint8Array;
-  /** Name of the wrapping algorithm, as listed in the capability descriptor. */
-  wrappingAlgorithm: string;
+  /** The provider's import token or wrapping key reference the material was wrapped for. */
+  importToken: string;
 }
 
 /** Optional ability: import externally generated key material as a new version. */
@@ -143,7 +143,7 @@ export interface KeyImporter {
   importKey(options: ImportKeyOptions): Promise<VersionCreated>;
 }
 
-/** Optional ability: set the provider-side tags of a key. */
+/** Optional ability: replace the provider-side tags of a key with `options.tags`. */
 export interface KeyTagger {
   tagKey(options: KeyCallOptions): Promise<NativeResult>;
 }
