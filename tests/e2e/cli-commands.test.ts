@@ -29,6 +29,7 @@ import {
   type NatsEnvironment,
   natsEnvironment,
   natsVariables,
+  readStream,
   REPO_ROOT,
   runCli,
   type ServiceProcess,
@@ -345,6 +346,32 @@ describe('keytower CLI', () => {
     );
     assert.equal(json.code, 0, json.stderr);
     assert.equal(JSON.parse(json.stdout).duplicate, true);
+
+    const retry = await runCli(
+      ['--json', ...createArgs('cli-dup', ['--retry-of', commandId])],
+      cliEnv,
+    );
+    assert.equal(retry.code, 0, retry.stderr);
+    const retried = JSON.parse(retry.stdout) as {
+      commandId: string;
+      keyId: string;
+      duplicate: boolean;
+    };
+    assert.notEqual(retried.commandId, commandId);
+    assert.equal(retried.duplicate, false);
+    const published = await readStream(
+      admin,
+      STREAMS.commands,
+      subjects.command('create', retried.keyId),
+    );
+    assert.equal((published[0]?.data as { causationid?: string }).causationid, commandId);
+
+    const both = await runCli(
+      createArgs('cli-dup', ['--command-id', commandId, '--retry-of', commandId]),
+      cliEnv,
+    );
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--command-id and --retry-of exclude each other/);
   });
 
   test('failed operation exits 3', async () => {

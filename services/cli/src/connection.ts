@@ -34,7 +34,7 @@ export function resolveConnection(
     stack !== undefined ||
     (env.KEYTOWER_NATS_URL === undefined && env.KEYTOWER_STACK_FILE !== undefined);
   if (useDescriptor) {
-    const descriptor = readStackDescriptor(stack);
+    const descriptor = readStackDescriptor(stack ?? env.KEYTOWER_STACK_FILE);
     const credential = descriptor.nats.users[role];
     if (credential === undefined) {
       throw new Error(

@@ -5,7 +5,7 @@ import {
   inventoryEntrySchema,
   type KeyAction,
 } from '@keytower/contracts';
-import { CliError, EXIT_CODES } from './errors.ts';
+import { CliError, EXIT_CODES, UsageError } from './errors.ts';
 import {
   parseActor,
   parseAlgorithm,
@@ -34,6 +34,7 @@ interface SubmitFlags {
   actor: string;
   timeout: string;
   commandId?: string;
+  retryOf?: string;
 }
 
 const DEFAULT_TIMEOUT_SECONDS = '30';
@@ -53,7 +54,11 @@ function addSubmitOptions(command: Command): Command {
     )
     .option(
       '--command-id <id>',
-      'reuse the id of an earlier command to retry it (JetStream drops the repeat); a new id by default',
+      'reuse the id of an earlier command to resend it (JetStream drops the repeat); a new id by default',
+    )
+    .option(
+      '--retry-of <commandId>',
+      'send a new command that retries an earlier one: it gets a new id and names the earlier one as its cause',
     );
 }
 
@@ -72,6 +77,12 @@ async function runKeyCommand(
   const actor = parseActor(flags.actor);
   const timeoutSeconds = parseTimeout(flags.timeout);
   const commandId = flags.commandId === undefined ? undefined : parseCommandId(flags.commandId);
+  const retryOf = flags.retryOf === undefined ? undefined : parseCommandId(flags.retryOf);
+  if (commandId !== undefined && retryOf !== undefined) {
+    throw new UsageError(
+      '--command-id and --retry-of exclude each other: resend the same command, or send a new one that retries it',
+    );
+  }
   const data = buildData();
 
   const result = await withBus(globals, 'cli', (bus) =>
@@ -82,6 +93,7 @@ async function runKeyCommand(
       actor,
       timeoutSeconds,
       ...(commandId === undefined ? {} : { commandId }),
+      ...(retryOf === undefined ? {} : { retryOf }),
     }),
   );
   const exitCode = exitCodeOf(result);

@@ -25,8 +25,10 @@ export interface SubmitOptions {
   keyId: string | null;
   data: Record<string, unknown>;
   actor: string;
-  /** Reuse a command id to retry a command deliberately; a new ULID otherwise. */
+  /** Reuse a command id to resend the same command; a new ULID otherwise. */
   commandId?: string;
+  /** Id of an earlier command this new one retries; it becomes the `causationid`. */
+  retryOf?: string;
   timeoutSeconds: number;
 }
 
@@ -65,6 +67,7 @@ export async function submitCommand(bus: Bus, options: SubmitOptions): Promise<S
     data: options.data,
     actor: options.actor,
     source: CLI_SOURCE,
+    ...(options.retryOf === undefined ? {} : { causationid: options.retryOf }),
   });
 
   const statuses = await bus.kv(BUCKETS.commands);
