@@ -1,6 +1,6 @@
-// The fenced audit writer on a real NATS server: a chain from genesis, and a takeover in
-// which the former writer, frozen right before an append, wakes up after the new writer
-// has appended and must be rejected instead of forking the chain.
+// The fenced audit writer on a real NATS server: a chain from genesis, and a takeover.
+// In the takeover the former writer is frozen right before an append and resumes after
+// the new writer has appended, so its append must be rejected instead of forking the chain.
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -156,7 +156,7 @@ describe('KafkaJS 2.2.4 against Kafka 4.1.1', { timeout: 240_000 }, () => {
     assert.equal(new Set(received.values).size, 300);
     assert.equal(received.values.length, 300, 'no message delivered twice');
 
-    // Per-key order: messages of one key share a partition, so the group sees them in send order.
+    // Per-key order: messages of one key share a partition, so the group receives them in send order.
     for (let key = 0; key < 7; key += 1) {
       const ofKey = received.values.filter((_, index) => received.keys[index] === `key-${key}`);
       const numbers = ofKey.map((value) => Number(value.slice('message-'.length)));

@@ -45,3 +45,5 @@ export {
   isLeaseLostError,
   isNotFound,
 } from './errors.ts';
+export { runAsLeader } from './leadership.ts';
+export type { LeaderWork, LeadershipOptions } from './leadership.ts';

@@ -6,10 +6,10 @@ import {
   type Bus,
   type BusMessage,
   type Lease,
+  runAsLeader,
+  type LeaderWork,
 } from '@keytower/bus';
 import type { Logger } from '@keytower/telemetry';
-
-import { runAsLeader, type LeaderWork } from './leadership.ts';
 
 /** Key of the chain head in the `kms_audit_head` bucket. */
 export const HEAD_KEY = 'chain';
@@ -71,7 +71,7 @@ async function startWriting(options: AuditWriterOptions, lease: Lease): Promise<
 
   async function handle(message: BusMessage): Promise<void> {
     if (!lease.held) {
-      throw new RetryableError('audit append skipped: this writer no longer holds the lease');
+      throw new RetryableError('audit append skipped: the audit-writer lease expired or was lost');
     }
     if (message.streamSequence <= state.head.sourceSequence) {
       // A redelivery of a message that is already in the chain: ack without a second record.
@@ -114,7 +114,7 @@ async function startWriting(options: AuditWriterOptions, lease: Lease): Promise<
       },
     );
     if (appended.duplicate) {
-      // The stream already holds this record id, so the head is stale: stop and let the
+      // The stream already contains this record id, so the head is stale: stop and let the
       // next leader resume from the stream.
       logger.error(
         { recordId: record.recordId, seq: appended.seq },

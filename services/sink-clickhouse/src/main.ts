@@ -16,9 +16,9 @@ const settingsSchema = commonSettingsSchema.extend({
   clickhouseRequestTimeoutMs: z.number().int().min(100).default(10_000),
   /** Records per insert at most. */
   sinkBatchMaxRecords: z.number().int().min(1).max(2000).default(500),
-  /** Longest wait for a batch to fill, in milliseconds. */
+  /** Maximum wait for a batch to fill, in milliseconds. */
   sinkBatchMaxWaitMs: z.number().int().min(1).default(1000),
-  /** First and longest delay between insert retries, in milliseconds. */
+  /** First and maximum delay between insert retries, in milliseconds. */
   sinkRetryInitialDelayMs: z.number().int().min(1).default(500),
   sinkRetryMaxDelayMs: z.number().int().min(1).default(30_000),
   /** Lease length of the single active instance, in seconds. */

@@ -1,10 +1,16 @@
 import { DURABLES, STREAMS } from '@keytower/contracts';
 import { canonicalRecord, chainHash, type AuditRecord } from '@keytower/audit-chain';
-import { PermanentError, type Bus, type BusMessage, type Lease } from '@keytower/bus';
+import {
+  PermanentError,
+  type Bus,
+  type BusMessage,
+  type Lease,
+  runAsLeader,
+  type LeaderWork,
+} from '@keytower/bus';
 import type { Logger } from '@keytower/telemetry';
 
 import { InsertBatcher } from './batcher.ts';
-import { runAsLeader, type LeaderWork } from './leadership.ts';
 import type { ClickHouseAuditStore } from './store.ts';
 
 /** Settings of {@link runClickHouseSink}. */
@@ -16,7 +22,7 @@ export interface ClickHouseSinkOptions {
   standbyPollMs: number;
   /** Records per insert at most; also the number of unacked messages the sink works on. */
   batchMaxRecords: number;
-  /** Longest time a record waits for its batch to fill, in milliseconds. */
+  /** Maximum time a record waits for its batch to fill, in milliseconds. */
   batchMaxWaitMs: number;
   retryInitialDelayMs: number;
   retryMaxDelayMs: number;

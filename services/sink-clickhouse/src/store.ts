@@ -86,8 +86,8 @@ export class ClickHouseAuditStore {
   }
 
   /**
-   * Returns whether the server knows the `insert_deduplication_token` setting. ClickHouse
-   * 18.16 does not and rejects a query that sends it, so the answer is read from
+   * Returns whether the server has the `insert_deduplication_token` setting. ClickHouse
+   * 18.16 does not and rejects a query that sends it, so the result is read from
    * `system.settings` once per store.
    */
   async supportsDeduplicationToken(): Promise<boolean> {

@@ -14,7 +14,7 @@ const settingsSchema = commonSettingsSchema.extend({
   /** Time limit of one Kafka request, in milliseconds; a hung broker fails a send after about three of these. */
   kafkaRequestTimeoutMs: z.number().int().min(100).default(5000),
   kafkaConnectionTimeoutMs: z.number().int().min(100).default(3000),
-  /** First and longest delay between send retries, in milliseconds. */
+  /** First and maximum delay between send retries, in milliseconds. */
   sinkRetryInitialDelayMs: z.number().int().min(1).default(500),
   sinkRetryMaxDelayMs: z.number().int().min(1).default(30_000),
   /** Lease length of the single active instance, in seconds. */

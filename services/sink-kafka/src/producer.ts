@@ -14,7 +14,7 @@ export interface SiemProducerOptions {
   clientId: string;
   /**
    * Time limit of one Kafka request, in milliseconds. It is enforced on the client, so a
-   * broker that stops answering without closing the connection surfaces as a timeout.
+   * broker that stops responding without closing the connection surfaces as a timeout.
    */
   requestTimeoutMs: number;
   connectionTimeoutMs: number;
@@ -26,12 +26,14 @@ export interface SiemProducerOptions {
  * send at a time.
  *
  * Sends are serialised because KafkaJS 2.2.4 has reports of concurrent `send()` calls on
- * an idempotent producer losing messages. After any failed send the producer is
- * discarded and the next send uses a new one (a new producer id): KafkaJS reuses the
- * sequence number of a timed-out batch for the next batch, and if the broker appended the
- * timed-out batch late, it acknowledges the next batch as a duplicate without storing it.
- * The record that failed is then sent again, so it may appear twice on the topic; SIEM
- * consumers de-duplicate by the record id header.
+ * an idempotent producer losing messages.
+ *
+ * After any failed send the producer is discarded, so the next send uses a new producer id.
+ * The reason: KafkaJS reuses the sequence number of a timed-out batch for the next batch.
+ * If the broker appended the timed-out batch late, it then acknowledges the next batch as
+ * a duplicate without storing it (reproduced in `tests/e2e/sink-kafka-client.test.ts`).
+ * The record that failed is sent again, so it may appear twice on the topic. SIEM consumers
+ * de-duplicate by the record id header.
  */
 export class SiemProducer {
   readonly #options: SiemProducerOptions;

@@ -8,10 +8,11 @@ import {
   type Bus,
   type BusMessage,
   type Lease,
+  runAsLeader,
+  type LeaderWork,
 } from '@keytower/bus';
 import type { Logger } from '@keytower/telemetry';
 
-import { runAsLeader, type LeaderWork } from './leadership.ts';
 import type { SiemProducer } from './producer.ts';
 
 /** Settings of {@link runKafkaSink}. */

@@ -28,7 +28,7 @@ export interface ManagedServer {
   start(): Promise<void>;
   /** Stops the server with SIGTERM (SIGKILL after `graceMs`) and waits for the process to exit. */
   stop(graceMs?: number): Promise<void>;
-  /** Freezes the process with SIGSTOP: connections stay open but nothing answers. */
+  /** Freezes the process with SIGSTOP: connections stay open but the server sends nothing. */
   pause(): void;
   /** Resumes a frozen process with SIGCONT. */
   resume(): void;

@@ -1,7 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { acquireLease, isLeaseHeldError, type Bus, type Lease } from '@keytower/bus';
 import type { Logger } from '@keytower/telemetry';
+
+import type { Bus } from './connection.ts';
+import { isLeaseHeldError } from './errors.ts';
+import { acquireLease, type Lease } from './lease.ts';
 
 /** Work that runs only while this instance holds the lease. */
 export interface LeaderWork {
