@@ -79,9 +79,17 @@ async function main(): Promise<number> {
 
   const steps: StepResult[] = [];
   const totals: TestCounts = { passed: 0, failed: 0 };
+  const stepsWithFailedTests = new Set<string>();
   const record = (step: StepResult): boolean => {
     steps.push(step);
     return step.code === 0;
+  };
+  const addStepCounts = (step: StepResult, counts: TestCounts): void => {
+    totals.passed += counts.passed;
+    totals.failed += counts.failed;
+    if (counts.failed > 0) {
+      stepsWithFailedTests.add(step.name);
+    }
   };
 
   record(await runStep('type check', join(BIN, 'tsc'), ['-p', 'tsconfig.json']));
@@ -114,7 +122,7 @@ async function main(): Promise<number> {
         env,
       );
       record(packages);
-      addCounts(totals, countTests(packages.output));
+      addStepCounts(packages, countTests(packages.output));
 
       const suites = endToEndSuites();
       if (suites.length === 0) {
@@ -127,7 +135,7 @@ async function main(): Promise<number> {
           env,
         );
         record(endToEnd);
-        addCounts(totals, countTests(endToEnd.output));
+        addStepCounts(endToEnd, countTests(endToEnd.output));
       }
     }
   } finally {
@@ -143,16 +151,14 @@ async function main(): Promise<number> {
     );
   }
   const failedSteps = steps.filter((step) => step.code !== 0);
+  // A step that failed without a failed test (type errors, lint, a stack that did not come up, a
+  // runner that crashed) counts as one failure, so the summary line never reads "0 failed" on a failed run.
+  totals.failed += failedSteps.filter((step) => !stepsWithFailedTests.has(step.name)).length;
   if (interrupted) {
     console.log('[test] interrupted');
   }
   console.log(`${totals.passed} passed, ${totals.failed} failed`);
   return failedSteps.length === 0 && totals.failed === 0 && !interrupted ? 0 : 1;
-}
-
-function addCounts(totals: TestCounts, counts: TestCounts): void {
-  totals.passed += counts.passed;
-  totals.failed += counts.failed;
 }
 
 process.exitCode = await main();

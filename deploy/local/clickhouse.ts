@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  assertPortsFree,
   httpGet,
   runningPid,
   startDetached,
@@ -177,6 +178,11 @@ export const clickhouse: StackServer = {
     }
 
     if (runningPid(server) === undefined) {
+      await assertPortsFree('clickhouse-server', [
+        profile.ports.clickhouseHttp,
+        profile.ports.clickhouseTcp,
+        profile.ports.clickhouseInterserver,
+      ]);
       const pid = startDetached({
         command: CLICKHOUSE_SERVER_BINARY,
         args: [`--config-file=${configFile(profile)}`],

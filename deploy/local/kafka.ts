@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { runChecked } from './commands.ts';
 import {
+  assertPortsFree,
   runningPid,
   startDetached,
   stopByPidFile,
@@ -248,6 +249,10 @@ export const kafka: StackServer = {
     }
 
     if (runningPid(server) === undefined) {
+      await assertPortsFree('the Kafka broker', [
+        profile.ports.kafka,
+        profile.ports.kafkaController,
+      ]);
       await formatStorage(profile, report);
       const pid = startDetached({
         command: javaBinary(),

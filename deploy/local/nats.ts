@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { runChecked } from './commands.ts';
 import {
+  assertPortsFree,
   httpGet,
   runningPid,
   startDetached,
@@ -209,6 +210,7 @@ export const nats: StackServer = {
     for (const { user, password } of Object.values(credentials)) {
       env[passwordVariable(user)] = password;
     }
+    await assertPortsFree('nats-server', [profile.ports.nats, profile.ports.natsMonitor]);
     const pid = startDetached({
       command: natsServerBinary(),
       args: ['-c', file],

@@ -168,3 +168,19 @@ export async function httpGet(
     return undefined;
   }
 }
+
+/** Fails with the port numbers when another program already listens on any of them. */
+export async function assertPortsFree(server: string, ports: readonly number[]): Promise<void> {
+  const busy: number[] = [];
+  for (const port of ports) {
+    if (await isPortOpen(port)) {
+      busy.push(port);
+    }
+  }
+  if (busy.length > 0) {
+    throw new Error(
+      `cannot start ${server}: port ${busy.join(', ')} on 127.0.0.1 is already in use by another program ` +
+        '(another profile or a system service); stop it or choose another --port-offset',
+    );
+  }
+}
