@@ -197,5 +197,7 @@ describe('connector-hsm crash after the provider call', () => {
       [subjects.keyEvent('created', keyId)]: 1,
     });
     assert.match(restarted.output(), /"alreadyDone":true/);
+    assert.equal(crashing.output().includes(PIN), false, 'the PIN appears in the log');
+    assert.equal(restarted.output().includes(PIN), false, 'the PIN appears in the log');
   });
 });

@@ -11,28 +11,59 @@ import {
 
 const PROVIDER = 'hsm' as const;
 
+/**
+ * PKCS#11 v2.40 return values that pkcs11js 2.1.7 exports no constant for; the values are
+ * those of the `pkcs11t.h` header that pkcs11js ships.
+ */
+const CKR_MISSING_FROM_PKCS11JS: ReadonlyArray<[number, string]> = [
+  [0x1b, 'CKR_ACTION_PROHIBITED'],
+  [0x140, 'CKR_CURVE_NOT_SUPPORTED'],
+];
+
 /** CKR_* return values by number, built from the constants pkcs11js exports. */
-const CKR_NAMES: ReadonlyMap<number, string> = new Map(
-  Object.entries(pkcs11)
+const CKR_NAMES: ReadonlyMap<number, string> = new Map([
+  ...Object.entries(pkcs11)
     .filter(
       (entry): entry is [string, number] =>
         entry[0].startsWith('CKR_') && typeof entry[1] === 'number',
     )
-    .map(([name, value]) => [value, name]),
-);
+    .map(([name, value]): [number, string] => [value, name]),
+  ...CKR_MISSING_FROM_PKCS11JS,
+]);
 
-/** Returns the CKR_* name of a PKCS#11 return value, or its hex form when pkcs11js has no name for it. */
+/** Returns the CKR_* name of a PKCS#11 return value, or its hex form when it has no name. */
 export function ckrName(code: number): string {
   return CKR_NAMES.get(code) ?? `CKR_0x${code.toString(16).padStart(8, '0')}`;
 }
 
-/** Returns the numeric CKR_* value carried by a pkcs11js error, or undefined for other errors. */
+const NATIVE_RESULT_PATTERN = /CKR_[A-Z0-9_]+:(\d+)/;
+
+/**
+ * Returns the numeric CKR_* value carried by a pkcs11js error, or undefined for other errors.
+ * Most calls throw a `Pkcs11Error` with a numeric `code`; a few (C_SetAttributeValue,
+ * C_CreateObject, C_CopyObject) throw the native error unwrapped, with the value only in the
+ * message as `CKR_NAME:number`.
+ */
 export function ckrCode(error: unknown): number | undefined {
   if (!(error instanceof Error)) {
     return undefined;
   }
   const code = (error as { code?: unknown }).code;
-  return typeof code === 'number' && error.name === 'Pkcs11Error' ? code : undefined;
+  if (typeof code === 'number' && error.name === 'Pkcs11Error') {
+    return code;
+  }
+  const match = NATIVE_RESULT_PATTERN.exec(error.message);
+  return match === null ? undefined : Number(match[1]);
+}
+
+/** Returns the CKR_* value of a name, or undefined when the name is unknown. */
+export function ckrValue(name: string): number | undefined {
+  for (const [value, known] of CKR_NAMES) {
+    if (known === name) {
+      return value;
+    }
+  }
+  return undefined;
 }
 
 /** Returns whether `error` is a pkcs11js error carrying the CKR_* value `code`. */
@@ -45,10 +76,12 @@ type ErrorClass = new (
   options: { provider: 'hsm'; cause?: unknown },
 ) => ProviderError;
 
-// Each CKR_* value belongs to the class whose retry behaviour matches the PKCS#11 v2.40
-// meaning of the code. Values not listed become a non-retryable ProviderError with code
-// `internal`, because an unknown answer from a token is not safe to repeat blindly.
-const CLASS_BY_CKR: ReadonlyArray<[ErrorClass, string[]]> = [
+/**
+ * Error class of each mapped CKR_* value, chosen so its retry behaviour matches the value's
+ * PKCS#11 v2.40 meaning. Values not listed become a non-retryable ProviderError with code
+ * `internal`, because an unknown answer from a token is not safe to repeat blindly.
+ */
+export const CLASS_BY_CKR: ReadonlyArray<[ErrorClass, string[]]> = [
   [
     AuthenticationError,
     [
@@ -177,7 +210,7 @@ export function mapPkcs11Error(error: unknown, operation: string): ProviderError
     });
   }
 
-  // pkcs11js names the PKCS#11 function on synchronous calls only, so `operation` is the fallback.
+  // pkcs11js names the PKCS#11 function on most synchronous calls only, so `operation` is the fallback.
   const method = (error as { method?: unknown }).method;
   const functionName = typeof method === 'string' && method !== '' ? method : operation;
   const name = ckrName(code);

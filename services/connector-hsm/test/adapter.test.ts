@@ -304,6 +304,38 @@ describe('HSM adapter disable and enable', () => {
     });
   });
 
+  it('reports a token that rejects every change', async () => {
+    const keyId = newKeyId();
+    // An object the token will not modify, standing in for a token that forbids usage changes.
+    withTokenSession(token, (module, session) => {
+      module.C_GenerateKey(session, { mechanism: pkcs11.CKM_AES_KEY_GEN }, [
+        { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_SECRET_KEY },
+        { type: pkcs11.CKA_KEY_TYPE, value: pkcs11.CKK_AES },
+        { type: pkcs11.CKA_VALUE_LEN, value: 32 },
+        { type: pkcs11.CKA_TOKEN, value: true },
+        { type: pkcs11.CKA_PRIVATE, value: true },
+        { type: pkcs11.CKA_MODIFIABLE, value: false },
+        { type: pkcs11.CKA_LABEL, value: `${keyId}/v1` },
+        { type: pkcs11.CKA_ID, value: Buffer.from(`${keyId}/v1`) },
+        { type: pkcs11.CKA_ENCRYPT, value: true },
+      ]);
+    });
+
+    await assert.rejects(
+      provider.disableVersion({ ...keyOptions(keyId, 'AES_256'), version: 1 }),
+      (error: unknown) => {
+        assert.ok(error instanceof CryptoRejectedError);
+        assert.match(error.message, /rejected every usage attribute change/);
+        assert.match(error.message, /CKA_ENCRYPT: CKR_ACTION_PROHIBITED/);
+        return true;
+      },
+    );
+    withTokenSession(token, (module, session) => {
+      const [handle] = objectsByLabel(module, session, `${keyId}/v1`);
+      assert.equal(readFlags(module, session, handle as Buffer, ['CKA_ENCRYPT']).CKA_ENCRYPT, true);
+    });
+  });
+
   it('rejects a version that does not exist', async () => {
     const keyId = newKeyId();
     await provider.createKey({ ...keyOptions(keyId, 'AES_256'), version: 1 });
