@@ -5,12 +5,14 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { GENESIS_HASH, verifyChain, type ChainHead } from '@keytower/audit-chain';
 import { runAuditWriter, HEAD_KEY } from '@keytower/audit';
-import { BUCKETS, STREAMS } from '@keytower/contracts';
+import { BUCKETS, STREAMS, subjects } from '@keytower/contracts';
+import { createLogger } from '@keytower/telemetry';
 
 import {
   publishCommands,
@@ -173,6 +175,59 @@ describe('audit writer', { timeout: 120_000 }, () => {
       await exited;
       stoppingB.abort();
       await runningB;
+    }
+  });
+
+  // Runs last because it leaves a foreign message at the end of the record stream.
+  test('foreign record stops the writer', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({
+      service: 'audit-test',
+      level: 'error',
+      destination: new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          lines.push(chunk.toString());
+          callback();
+        },
+      }),
+    });
+    const bus = await stack.connect('audit');
+    const stopping = new AbortController();
+    const running = runAuditWriter({
+      bus,
+      holder: 'writer-c',
+      leaseTtlSeconds: 2,
+      standbyPollMs: 100,
+      logger,
+      signal: stopping.signal,
+    });
+    try {
+      const initial = await streamCount(stack.admin, STREAMS.audit);
+      await publishCommands(stack.admin, 1, 'before-foreign');
+      await waitFor(
+        'the record of the first command',
+        10_000,
+        async () => (await streamCount(stack.admin, STREAMS.audit)) === initial + 1,
+      );
+      const count = initial + 1;
+
+      // Not a record the writer made: the admin user bypasses the writer.
+      const foreign = { id: 'foreign-1', note: 'not an audit record' };
+      await stack.admin.publish(subjects.auditRecord, foreign);
+      await publishCommands(stack.admin, 1, 'after-foreign');
+      await waitFor('the writer to refuse the foreign record', 15_000, () =>
+        lines.some((line) => line.includes('is not a valid audit record')),
+      );
+
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(
+        await streamCount(stack.admin, STREAMS.audit),
+        count + 1,
+        'only the foreign message was added: nothing chained after it',
+      );
+    } finally {
+      stopping.abort();
+      await running;
     }
   });
 });

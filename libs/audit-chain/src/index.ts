@@ -14,6 +14,8 @@ export {
   type UnparseableEnvelope,
 } from './record.ts';
 export {
+  InvalidAuditRecordError,
+  decodeRecord,
   verifyChain,
   verifyStoredChain,
   type ChainBreak,

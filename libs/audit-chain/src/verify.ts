@@ -171,3 +171,57 @@ function brokenAt(
   const message = `audit chain broken at sequence ${sequence}: ${kind} mismatch, expected ${expected}, found ${found}`;
   return { ok: false, verified, break: { index, sequence, kind, expected, found, message } };
 }
+
+/** Raised by {@link decodeRecord} for bytes that are not a self-consistent audit record. */
+export class InvalidAuditRecordError extends Error {
+  override readonly name = 'InvalidAuditRecordError';
+}
+
+/**
+ * Decodes an audit record as published on `KMS_AUDIT` and checks that its id matches its
+ * source position and its hash matches its body and `prevHash`. Sinks store only records
+ * that pass, so a corrupted message never becomes evidence.
+ *
+ * @throws InvalidAuditRecordError naming what is wrong.
+ */
+export function decodeRecord(data: Uint8Array | string): AuditRecord {
+  let record: AuditRecord;
+  try {
+    record = JSON.parse(
+      typeof data === 'string' ? data : new TextDecoder().decode(data),
+    ) as AuditRecord;
+  } catch (error) {
+    throw new InvalidAuditRecordError('audit record is not valid JSON', { cause: error });
+  }
+  if (
+    typeof record !== 'object' ||
+    record === null ||
+    typeof record.source !== 'object' ||
+    record.source === null
+  ) {
+    throw new InvalidAuditRecordError('audit record is missing its source');
+  }
+
+  let expectedId: string;
+  let expectedHash: string;
+  try {
+    expectedId = recordId(record.source.stream, record.source.sequence);
+    expectedHash = chainHash(record.prevHash, canonicalJson(recordBody(record)));
+  } catch (error) {
+    throw new InvalidAuditRecordError(
+      `audit record ${String(record.recordId)} is malformed: ${String(error)}`,
+      { cause: error },
+    );
+  }
+  if (record.recordId !== expectedId) {
+    throw new InvalidAuditRecordError(
+      `audit record id mismatch: expected ${expectedId}, found ${String(record.recordId)}`,
+    );
+  }
+  if (record.hash !== expectedHash) {
+    throw new InvalidAuditRecordError(
+      `audit record ${record.recordId} hash mismatch: expected ${expectedHash}, found ${String(record.hash)}`,
+    );
+  }
+  return record;
+}

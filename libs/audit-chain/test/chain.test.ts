@@ -7,6 +7,8 @@ import {
   canonicalJson,
   canonicalRecord,
   chainHash,
+  decodeRecord,
+  InvalidAuditRecordError,
   recordId,
   verifyChain,
   verifyStoredChain,
@@ -349,5 +351,41 @@ describe('verifyStoredChain', () => {
     assert.equal(result.verified, 1);
     assert.equal(result.break.sequence, 2);
     assert.equal(result.break.kind, 'parse');
+  });
+});
+
+describe('decodeRecord', () => {
+  test('returns a published record', () => {
+    const third = buildThreeRecords()[2];
+    assert.ok(third);
+    assert.deepEqual(decodeRecord(JSON.stringify(third)), third);
+    assert.deepEqual(decodeRecord(utf8(JSON.stringify(third))), third);
+  });
+
+  test('rejects an edited record', () => {
+    const third = buildThreeRecords()[2];
+    assert.ok(third);
+    const edited = JSON.stringify({ ...third, keyId: 'kt_000000000000000000000002' });
+    assert.throws(
+      () => decodeRecord(edited),
+      (error: unknown) =>
+        error instanceof InvalidAuditRecordError && /hash mismatch/.test(error.message),
+    );
+  });
+
+  test('rejects a record id from another position', () => {
+    const first = buildThreeRecords()[0];
+    assert.ok(first);
+    const moved = JSON.stringify({ ...first, source: { ...first.source, sequence: 2 } });
+    assert.throws(() => decodeRecord(moved), /record id mismatch/);
+  });
+
+  test('rejects malformed input', () => {
+    assert.throws(() => decodeRecord('{"broken'), /not valid JSON/);
+    assert.throws(() => decodeRecord('null'), /missing its source/);
+    assert.throws(
+      () => decodeRecord('{"source":{"stream":"S","sequence":1},"prevHash":"x"}'),
+      /malformed/,
+    );
   });
 });

@@ -1,5 +1,11 @@
 import { BUCKETS, DURABLES, STREAMS, subjects } from '@keytower/contracts';
-import { GENESIS_HASH, buildRecord, type AuditRecord, type ChainHead } from '@keytower/audit-chain';
+import {
+  GENESIS_HASH,
+  buildRecord,
+  decodeRecord,
+  type AuditRecord,
+  type ChainHead,
+} from '@keytower/audit-chain';
 import {
   RetryableError,
   isWrongLastSequenceError,
@@ -232,7 +238,24 @@ async function resumeHead(
     if (last === null) {
       throw new Error(`audit writer start failed: ${STREAMS.audit} message ${lastSeq} not found`);
     }
-    const record = last.json<AuditRecord>();
+    // Only a valid record that extends the stored head is trusted. Anything else in the
+    // record stream means it was written by something other than this writer, so the
+    // writer stops here instead of chaining onto it.
+    let record: AuditRecord;
+    try {
+      record = decodeRecord(last.data);
+    } catch (error) {
+      throw new Error(
+        `audit writer start failed: message ${lastSeq} of ${STREAMS.audit} is not a valid audit record`,
+        { cause: error },
+      );
+    }
+    const extendsHead = record.sequence === head.sequence + 1 && record.prevHash === head.hash;
+    if (stored !== undefined && !extendsHead) {
+      throw new Error(
+        `audit writer start failed: the last record in ${STREAMS.audit} (sequence ${record.sequence}) does not extend the head (sequence ${head.sequence})`,
+      );
+    }
     logger.warn(
       { headSequence: head.sequence, streamRecordSequence: record.sequence },
       'audit head behind the record stream; resuming from the last record',

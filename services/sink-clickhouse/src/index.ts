@@ -7,4 +7,4 @@ export {
   type ClickHouseStoreOptions,
 } from './store.ts';
 export { InsertBatcher, type BatcherOptions } from './batcher.ts';
-export { parseAuditRecord, runClickHouseSink, type ClickHouseSinkOptions } from './sink.ts';
+export { runClickHouseSink, type ClickHouseSinkOptions } from './sink.ts';

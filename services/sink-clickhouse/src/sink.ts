@@ -1,5 +1,5 @@
 import { DURABLES, STREAMS } from '@keytower/contracts';
-import { canonicalRecord, chainHash, type AuditRecord } from '@keytower/audit-chain';
+import { decodeRecord, type AuditRecord } from '@keytower/audit-chain';
 import {
   PermanentError,
   type Bus,
@@ -89,31 +89,20 @@ async function startSink(options: ClickHouseSinkOptions, lease: Lease): Promise<
 }
 
 /**
- * Parses an audit record from a `KMS_AUDIT` message and checks that its hash matches its
- * body, so a corrupted message is dead-lettered instead of being stored as evidence.
+ * Decodes and checks the audit record in a `KMS_AUDIT` message. A message that is not a
+ * self-consistent record is dead-lettered instead of being stored as evidence.
  */
-export function parseAuditRecord(message: BusMessage, logger: Logger): AuditRecord {
-  let record: AuditRecord;
-  let expected: string;
+function parseAuditRecord(message: BusMessage, logger: Logger): AuditRecord {
   try {
-    record = message.json<AuditRecord>();
-    expected = chainHash(record.prevHash, canonicalRecord(record));
+    return decodeRecord(message.data);
   } catch (error) {
     logger.error(
       { err: error, streamSequence: message.streamSequence },
-      'audit message is not a valid record',
-    );
-    throw new PermanentError('audit message is not a valid record', { cause: error });
-  }
-
-  if (expected !== record.hash) {
-    logger.error(
-      { recordId: record.recordId, streamSequence: message.streamSequence },
-      'audit record hash does not match its body',
+      'invalid audit record dead-lettered',
     );
     throw new PermanentError(
-      `audit record ${record.recordId} hash mismatch: expected ${expected}, found ${record.hash}`,
+      `invalid audit record at ${STREAMS.audit} sequence ${message.streamSequence}`,
+      { cause: error },
     );
   }
-  return record;
 }

@@ -4,4 +4,4 @@ export {
   SiemProducer,
   type SiemProducerOptions,
 } from './producer.ts';
-export { parseAuditRecord, runKafkaSink, type KafkaSinkOptions } from './sink.ts';
+export { runKafkaSink, type KafkaSinkOptions } from './sink.ts';
