@@ -86,6 +86,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => interrupt('SIGINT'));
   process.once('SIGTERM', () => interrupt('SIGTERM'));
 
+  note(`checking whether the ${PROFILE} stack already runs`);
   stackStartedHere = (await runStack('status', PROFILE)) !== 0;
   note(`bringing up the ${PROFILE} stack`);
   const upCode = await runStack('up', PROFILE);
