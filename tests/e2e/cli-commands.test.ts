@@ -2,7 +2,7 @@
 // reasons, `--json`, duplicate publishes, reads and provisioning.
 //
 // Keys use the `aws` provider, served here by a stand-in connector on the `connector-aws`
-// durable that answers every operation with the outcome event a connector publishes (or
+// durable that replies to every operation with the outcome event a connector publishes (or
 // with `operation.failed` for labels starting with `fail`, and fails permanently, so the
 // bus dead-letters the operation, for labels starting with `crash`). The full path through the HSM
 // connector is covered by cli-lifecycle.test.ts.
@@ -45,8 +45,8 @@ let connector: Bus;
 let standIn: RunningConsumer;
 let cliEnv: Record<string, string>;
 
-/** Answers one operation as a connector would: the success event, or `operation.failed`. */
-async function answer(operation: OperationData, time: string): Promise<void> {
+/** Replies to one operation as a connector would: the success event, or `operation.failed`. */
+async function reply(operation: OperationData, time: string): Promise<void> {
   const base = {
     keyId: operation.keyId,
     commandId: operation.commandId,
@@ -140,7 +140,7 @@ before(async () => {
     durable: DURABLES.connector('aws'),
     handler: async (message) => {
       const envelope = message.json<{ data: OperationData; time: string }>();
-      await answer(envelope.data, envelope.time);
+      await reply(envelope.data, envelope.time);
     },
   });
   cliEnv = natsVariables(environment, 'cli');
@@ -300,9 +300,12 @@ describe('keytower CLI', () => {
     assert.equal(early.code, 1);
     assert.match(early.stderr, /^rejected: invalid-state: .*pending destruction/);
 
-    const shown = await runCli(['--json', 'keys', 'show', keyId], cliEnv);
-    assert.equal(shown.code, 0, shown.stderr);
-    const entry = JSON.parse(shown.stdout) as { state: string; versions: Array<{ state: string }> };
+    const shownJson = await runCli(['--json', 'keys', 'show', keyId], cliEnv);
+    assert.equal(shownJson.code, 0, shownJson.stderr);
+    const entry = JSON.parse(shownJson.stdout) as {
+      state: string;
+      versions: Array<{ state: string }>;
+    };
     assert.equal(entry.state, 'pending-destruction');
     assert.deepEqual(
       entry.versions.map((version) => version.state),

@@ -376,7 +376,7 @@ export async function runCli(
   return { code, stdout, stderr };
 }
 
-/** The `KEYTOWER_NATS_*` variables of one user. */
+/** Returns the `KEYTOWER_NATS_*` variables of one user. */
 export function natsVariables(environment: NatsEnvironment, user: string): Record<string, string> {
   const credential = environment.users[user];
   if (credential === undefined) {

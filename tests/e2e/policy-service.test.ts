@@ -1,10 +1,10 @@
 // The policy service as a child process against real NATS: validation and rejection,
 // de-duplication, per-key admission, the inventory projection and dead letters.
 //
-// Commands use the `aws` provider because no AWS connector runs in these suites: the tests
-// play the connector themselves through the `connector-aws` user and durable, publishing the
-// outcome events a connector would (or failing the operation), so every step goes through
-// the real bus, permissions and streams.
+// Commands use the `aws` provider because no AWS connector runs in these suites. The tests
+// play the connector themselves through the `connector-aws` user and durable: they publish
+// the outcome events a connector would, or fail the operation. So every step goes through the
+// real bus, permissions and streams.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
