@@ -8,7 +8,7 @@ import {
 } from '@keytower/provider';
 import type { KeyCallOptions, KeyProvider, NativeState } from '@keytower/provider';
 
-/** What one provider call produced: the event to publish and its data beyond the common fields. */
+/** Result of one provider call: the event to publish and its data beyond the common fields. */
 export interface Outcome {
   event: KeyEventName;
   /** Event fields besides keyId, commandId, operationId, provider, sequence and native. */

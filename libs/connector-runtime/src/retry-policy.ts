@@ -10,7 +10,7 @@ export interface RetryRule {
 /**
  * The allow-list of retryable provider error codes. Only these are redelivered; every other
  * failure becomes an `operation.failed` event at once, because repeating it cannot change
- * the answer and would only hold the key's single in-flight slot longer.
+ * the result and would only hold the key's single in-flight slot longer.
  */
 export const RETRY_RULES: Readonly<Record<ProviderErrorCode, RetryRule>> = {
   transport: {
@@ -67,7 +67,7 @@ export interface RetryPolicyOptions {
   random: () => number;
 }
 
-/** What to do after a failed attempt. */
+/** Decision after a failed attempt: retry after a delay, or give up. */
 export type RetryDecision =
   | { retry: true; delayMs: number; code: string; reason: string }
   | { retry: false; code: string; reason: string; retryable: boolean };
@@ -110,7 +110,7 @@ export class RetryPolicy {
     const exponential = initialDelayMs * multiplier ** Math.max(0, attempt - 1);
     const capped = Math.min(maxDelayMs, exponential);
     const jittered = Math.round(capped / 2 + random() * (capped / 2));
-    // A provider's own Retry-After wins when it asks for longer than the backoff.
+    // A provider's own Retry-After wins when it requests a longer wait than the backoff.
     return retryAfterMs === undefined
       ? jittered
       : Math.max(jittered, Math.min(retryAfterMs, maxDelayMs));

@@ -27,7 +27,7 @@ import {
 import type { NatsEnvironment } from './support/nats.ts';
 
 /**
- * A provider whose createKey answers are scripted per call, so the runtime's retry, failure and
+ * A provider whose createKey results are scripted per call, so the runtime's retry, failure and
  * breaker paths run against the real bus deterministically. Every other method is unused here.
  */
 class ScriptedProvider implements KeyProvider {

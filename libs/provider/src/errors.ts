@@ -100,7 +100,7 @@ export class InvalidStateError extends ProviderError {
 /**
  * The provider rejected the cryptographic request itself: a mechanism, template attribute,
  * key size or parameter it does not accept. Unlike a transport failure, repeating the same
- * call gives the same answer.
+ * call gives the same result.
  */
 export class CryptoRejectedError extends ProviderError {
   override readonly name = 'CryptoRejectedError';
@@ -109,7 +109,7 @@ export class CryptoRejectedError extends ProviderError {
   }
 }
 
-/** The request may not have reached the provider, or its answer was lost. Retryable. */
+/** The request may not have reached the provider, or its response was lost. Retryable. */
 export class TransportError extends ProviderError {
   override readonly name: string = 'TransportError';
   constructor(
@@ -121,7 +121,7 @@ export class TransportError extends ProviderError {
 }
 
 /**
- * The provider answered that it cannot serve now (service unavailable, device removed,
+ * The provider reported that it cannot serve now (service unavailable, device removed,
  * session pool exhausted). A kind of {@link TransportError}, so it counts toward the circuit breaker.
  */
 export class UnavailableError extends TransportError {

@@ -18,7 +18,7 @@ export interface KnownVersion {
   state: 'enabled' | 'disabled' | 'destroyed';
 }
 
-/** Fields every lifecycle call receives: which key, what it is, and what the inventory knows. */
+/** Fields every lifecycle call receives: which key, what it is, and what the inventory records. */
 export interface KeyCallOptions {
   /** keytower key id (`kt_…`). */
   keyId: string;
@@ -110,7 +110,7 @@ export interface KeyProvider {
    */
   rotateKey(options: RotateKeyOptions): Promise<VersionCreated>;
 
-  /** Stops one version from being used, as far as the provider allows; `native` says how far. */
+  /** Stops one version from being used, as far as the provider allows; `native` reports how far. */
   disableVersion(options: VersionCallOptions): Promise<NativeResult>;
 
   /** Undoes {@link disableVersion} for one version. */

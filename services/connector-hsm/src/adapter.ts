@@ -36,7 +36,7 @@ export interface HsmKeyProviderOptions {
 interface AttributeChange {
   attribute: string;
   value: boolean;
-  /** `CKR_OK`, or the CKR_* name the token answered with. */
+  /** `CKR_OK`, or the CKR_* name the token returned. */
   result: string;
 }
 
@@ -130,7 +130,7 @@ export class HsmKeyProvider implements KeyProvider {
     });
   }
 
-  /** Reports, for each version the inventory knows, whether its objects exist and are usable. */
+  /** Reports, for each version the inventory records, whether its objects exist and are usable. */
   async describeKey(options: KeyCallOptions): Promise<KeyDescription> {
     return this.#run('C_FindObjects', (session) => {
       const objects = this.#scan(session, options.keyId);

@@ -40,9 +40,9 @@ const NATIVE_RESULT_PATTERN = /CKR_[A-Z0-9_]+:(\d+)/;
 
 /**
  * Returns the numeric CKR_* value carried by a pkcs11js error, or undefined for other errors.
- * Most calls throw a `Pkcs11Error` with a numeric `code`; a few (C_SetAttributeValue,
- * C_CreateObject, C_CopyObject) throw the native error unwrapped, with the value only in the
- * message as `CKR_NAME:number`.
+ * Most calls throw a `Pkcs11Error` with a numeric `code`. C_SetAttributeValue, C_CreateObject
+ * and C_CopyObject throw the native error unwrapped, so the value is read from its message
+ * (`CKR_NAME:number`).
  */
 export function ckrCode(error: unknown): number | undefined {
   if (!(error instanceof Error)) {
@@ -79,7 +79,7 @@ type ErrorClass = new (
 /**
  * Error class of each mapped CKR_* value, chosen so its retry behaviour matches the value's
  * PKCS#11 v2.40 meaning. Values not listed become a non-retryable ProviderError with code
- * `internal`, because an unknown answer from a token is not safe to repeat blindly.
+ * `internal`, because an unknown result from a token is not safe to repeat blindly.
  */
 export const CLASS_BY_CKR: ReadonlyArray<[ErrorClass, string[]]> = [
   [

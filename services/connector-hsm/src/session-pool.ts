@@ -40,7 +40,7 @@ export interface SessionPoolOptions {
   logger: Logger;
 }
 
-/** How a `C_Login` call ended: a fresh login, or the token was already logged in. */
+/** Result of a `C_Login` call: a fresh login, or a token that was already logged in. */
 export type LoginOutcome = 'logged-in' | 'already-logged-in';
 
 const SESSION_LOST_CODES = new Set([pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED]);
@@ -104,7 +104,7 @@ export class SessionPool {
   }
 
   /**
-   * Runs `work` on a session that no other operation uses meanwhile. When the token answers
+   * Runs `work` on a session that no other operation uses meanwhile. When the token reports
    * that the session is gone (`CKR_SESSION_HANDLE_INVALID`, `CKR_SESSION_CLOSED`), the pool
    * replaces it and runs `work` once more on the new session; on `CKR_USER_NOT_LOGGED_IN` it
    * logs in again and retries once. Other errors are thrown unchanged for the caller to map.
@@ -212,7 +212,7 @@ export class SessionPool {
     try {
       this.#module.C_CloseSession(session);
     } catch (error) {
-      // A session the token already dropped answers CKR_SESSION_HANDLE_INVALID; nothing to close.
+      // Closing a session the token already dropped returns CKR_SESSION_HANDLE_INVALID, so nothing is left to close.
       if (!SESSION_LOST_CODES.has(ckrCode(error) ?? -1)) {
         this.#logger.warn(
           { err: mapPkcs11Error(error, 'C_CloseSession') },

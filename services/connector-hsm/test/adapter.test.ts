@@ -456,7 +456,7 @@ describe('HSM client', () => {
   });
 
   it('maps a wrong PIN to AuthenticationError', async () => {
-    // Login state belongs to the process, so a second client would be answered
+    // Login state belongs to the process, so a second client would receive
     // CKR_USER_ALREADY_LOGGED_IN; the wrong PIN is tried with no session open.
     await client.close();
     try {

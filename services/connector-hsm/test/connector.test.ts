@@ -63,7 +63,7 @@ after(async () => {
   token.remove();
 });
 
-/** A pino logger that keeps every line, to check what the runtime reported. */
+/** Creates a pino logger that keeps every line, so a test can check what the runtime logged. */
 function capturingLogger() {
   const lines: Array<Record<string, unknown>> = [];
   const stream = new Writable({
