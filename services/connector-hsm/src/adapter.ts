@@ -61,7 +61,7 @@ export class HsmKeyProvider implements KeyProvider {
   /** Generates version `options.version` of a key that has at least one version on the token. */
   async rotateKey(options: RotateKeyOptions): Promise<VersionCreated> {
     return this.#run('C_GenerateKey', async (session) => {
-      const existing = this.#scan(session, options.keyId);
+      const existing = this.#keyObjects(session, options);
       if (existing.length === 0) {
         throw new KeyNotFoundError(
           `cannot rotate key ${options.keyId}: no version of it exists on token "${this.#client.token.label}"`,
@@ -133,7 +133,7 @@ export class HsmKeyProvider implements KeyProvider {
   /** Reports, for each version the inventory records, whether its objects exist and are usable. */
   async describeKey(options: KeyCallOptions): Promise<KeyDescription> {
     return this.#run('C_FindObjects', (session) => {
-      const objects = this.#scan(session, options.keyId);
+      const objects = this.#keyObjects(session, options);
       const versions = options.versions.map((known) => {
         const own = objects.filter((object) => object.version === known.version);
         return {
@@ -166,6 +166,28 @@ export class HsmKeyProvider implements KeyProvider {
 
   #scan(session: Handle, keyId: string): Array<VersionObject & { version: number }> {
     return scanKeyObjects(this.#client.module, session, keyId);
+  }
+
+  /**
+   * Returns the objects of the versions the inventory records, found by exact label, or of
+   * every version on the token when the inventory records none.
+   */
+  #keyObjects(
+    session: Handle,
+    options: KeyCallOptions,
+  ): Array<VersionObject & { version: number }> {
+    const live = options.versions.filter((known) => known.state !== 'destroyed');
+    if (live.length === 0) {
+      return this.#scan(session, options.keyId);
+    }
+    return live.flatMap((known) =>
+      findVersionObjects(this.#client.module, session, options.keyId, known.version).map(
+        (object) => ({
+          ...object,
+          version: known.version,
+        }),
+      ),
+    );
   }
 
   async #createVersion(session: Handle, options: CreateKeyOptions): Promise<VersionCreated> {
@@ -300,7 +322,7 @@ export class HsmKeyProvider implements KeyProvider {
   }
 
   #presence(session: Handle, options: KeyCallOptions): NativeState {
-    const objects = this.#scan(session, options.keyId);
+    const objects = this.#keyObjects(session, options);
     if (objects.length === 0) {
       throw new KeyNotFoundError(
         `key ${options.keyId} has no object on token "${this.#client.token.label}"`,
