@@ -381,6 +381,19 @@ describe('keytower CLI', () => {
     const run = await runCli(createArgs('fail-on-purpose'), cliEnv);
     assert.equal(run.code, 3);
     assert.match(run.stderr, /^failed: provider-rejected: stand-in provider rejected the key\n$/);
+
+    // A key whose creation failed leaves no inventory entry behind.
+    const json = await runCli(['--json', ...createArgs('fail-again')], cliEnv);
+    assert.equal(json.code, 3);
+    const result = JSON.parse(json.stdout) as {
+      keyId: string;
+      status: { status: string; terminalEvent: { type: string } };
+    };
+    assert.equal(result.status.status, 'failed');
+    assert.equal(result.status.terminalEvent.type, messageTypes.operationFailed);
+    const shown = await runCli(['keys', 'show', result.keyId], cliEnv);
+    assert.equal(shown.code, 1);
+    assert.match(shown.stderr, /not found/);
   });
 
   test('dead-lettered operation exits 3', async () => {
