@@ -1,6 +1,6 @@
 import pkcs11 from 'pkcs11js';
 import type { Handle } from 'pkcs11js';
-import { CryptoRejectedError, KeyNotFoundError } from '@keytower/provider';
+import { CryptoRejectedError, InvalidStateError, KeyNotFoundError } from '@keytower/provider';
 import type {
   CreateKeyOptions,
   KeyCallOptions,
@@ -197,6 +197,15 @@ export class HsmKeyProvider implements KeyProvider {
 
     const existing = findVersionObjects(module, session, keyId, version);
     if (existing.length > 0) {
+      const expected = plan.kind === 'secret' ? ['secret'] : ['private', 'public'];
+      const found = existing.map((object) => object.kind).sort();
+      if (found.join(',') !== expected.join(',')) {
+        // Generation is atomic on SoftHSM2, so a half pair means another writer or a token fault.
+        throw new InvalidStateError(
+          `key ${keyId} version ${version} exists on token "${this.#client.token.label}" as [${found.join(', ')}], expected [${expected.join(', ')}]; inspect the token before retrying`,
+          { provider: 'hsm' },
+        );
+      }
       return this.#versionCreated(options, existing, plan.mechanismName, true);
     }
 

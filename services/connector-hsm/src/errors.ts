@@ -66,11 +66,6 @@ export function ckrValue(name: string): number | undefined {
   return undefined;
 }
 
-/** Returns whether `error` is a pkcs11js error carrying the CKR_* value `code`. */
-export function hasCkr(error: unknown, code: number): boolean {
-  return ckrCode(error) === code;
-}
-
 type ErrorClass = new (
   message: string,
   options: { provider: 'hsm'; cause?: unknown },

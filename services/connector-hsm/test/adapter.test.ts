@@ -5,6 +5,7 @@ import pkcs11 from 'pkcs11js';
 import {
   AuthenticationError,
   CryptoRejectedError,
+  InvalidStateError,
   KeyNotFoundError,
   UnavailableError,
 } from '@keytower/provider';
@@ -197,6 +198,30 @@ describe('HSM adapter create', () => {
     assert.equal(second.alreadyExisted, true);
     assert.equal(second.nativeVersionId, first.nativeVersionId);
     assert.equal(countObjects(`${keyId}/v1`), 2);
+  });
+});
+
+describe('HSM adapter half-made versions', () => {
+  it('rejects a pair with only one object', async () => {
+    const keyId = newKeyId();
+    await provider.createKey({ ...keyOptions(keyId, 'EC_P256'), version: 1 });
+    withTokenSession(token, (module, session) => {
+      const handles = objectsByLabel(module, session, `${keyId}/v1`);
+      const publicKey = handles.find(
+        (handle) => readClass(module, session, handle) === pkcs11.CKO_PUBLIC_KEY,
+      );
+      module.C_DestroyObject(session, publicKey as Buffer);
+    });
+
+    await assert.rejects(
+      provider.createKey({ ...keyOptions(keyId, 'EC_P256'), version: 1 }),
+      (error: unknown) => {
+        assert.ok(error instanceof InvalidStateError);
+        assert.match(error.message, /as \[private\], expected \[private, public\]/);
+        return true;
+      },
+    );
+    assert.equal(countObjects(`${keyId}/v1`), 1);
   });
 });
 
