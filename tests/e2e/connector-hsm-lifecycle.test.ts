@@ -88,6 +88,10 @@ function tokenObjects(label: string): TokenObject[] {
   }
 }
 
+function connectorOutput(): string {
+  return services.find((service) => service.name === 'connector-hsm')?.output() ?? '';
+}
+
 async function run(action: KeyAction, data: Record<string, unknown>) {
   const command = commandEnvelope(action, data);
   await sendCommand(cli, command);
@@ -127,6 +131,8 @@ before(async () => {
         KEYTOWER_PKCS11_MODULE: SOFTHSM_MODULE,
         KEYTOWER_PKCS11_TOKEN_LABEL: TOKEN_LABEL,
         KEYTOWER_PKCS11_PIN_FILE: pinFile,
+        // Without KEYTOWER_TEST_PROFILE=true the connector must ignore the crash point.
+        KEYTOWER_CRASH_POINT: 'after-provider-call',
       },
       readyPattern: /connector consuming operations/,
     }),
@@ -151,6 +157,7 @@ describe('connector-hsm key lifecycle through policy', () => {
       label: 'lifecycle',
     });
     const keyId = deriveKeyId(command.id);
+    assert.match(connectorOutput(), /crash point ignored: KEYTOWER_TEST_PROFILE is not true/);
     assert.deepEqual(tokenObjects(`${keyId}/v1`), [
       { kind: 'private', sign: true },
       { kind: 'public', verify: true },
