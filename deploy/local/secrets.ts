@@ -17,7 +17,10 @@ export function readOrCreateSecret(secretsDir: string, fileName: string, bytes =
     }
   }
 
-  const value = randomBytes(bytes).toString('base64url');
+  // The leading letter matters: nats-server parses a password substituted from the environment
+  // as a config value, and a value starting with "-" (one base64url character in 64) is read as a
+  // negative number and rejected ("Expected a digit"), so the server does not start.
+  const value = `k${randomBytes(bytes).toString('base64url')}`;
   writeFileSync(file, value, { mode: 0o600 });
   return value;
 }
