@@ -424,6 +424,45 @@ describe('audit sinks', { timeout: 600_000 }, () => {
     }
   });
 
+  test('frozen ClickHouse loses nothing', async () => {
+    // A frozen server accepts connections but never responds: the insert times out, is
+    // retried, and the timed-out insert may still land after the resume. FINAL must still
+    // show each record once.
+    const start = await recordCount();
+    const failuresBefore = logs.count('batch insert failed; retrying');
+    clickhouse.pause();
+    let newIds: string[];
+    try {
+      await publishCommands(stack.admin, 50, 'during-clickhouse-freeze');
+      await waitFor('50 new records', 30_000, async () => (await recordCount()) === start + 50);
+      newIds = (await readAuditRecords(stack.admin)).slice(start).map((record) => record.recordId);
+      await waitFor(
+        'the ClickHouse sink to time out',
+        30_000,
+        () => logs.count('batch insert failed; retrying') > failuresBefore,
+      );
+    } finally {
+      clickhouse.resume();
+    }
+
+    await waitFor(
+      'ClickHouse to catch up',
+      60_000,
+      async () => (await store.rowsById(newIds).catch(() => [])).length === newIds.length,
+    );
+    const rows = await store.rowsById(newIds);
+    assert.equal(
+      new Set(rows.map((row) => row.record_id)).size,
+      newIds.length,
+      'every record once with FINAL',
+    );
+    const counts = await store.counts();
+    assert.ok(
+      counts.stored >= counts.distinct,
+      `stored ${counts.stored}, distinct ${counts.distinct}`,
+    );
+  });
+
   test('standby sink takes over the lease', async () => {
     const leases = await stack.admin.kv(BUCKETS.leases);
     // A released lease leaves a delete marker with no value, which reads as no holder.
