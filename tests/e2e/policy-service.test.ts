@@ -220,6 +220,41 @@ describe('policy service', () => {
     assert.equal(operation.version, 1);
   });
 
+  test('repeat beyond the duplicate window is dropped', async () => {
+    const create = commandEnvelope('create', CREATE_DATA);
+    await sendCommand(cli, create);
+    await waitForStatus(admin, create.id, (entry) => entry.status === 'in-progress');
+    const operation = await onlyOperation(create.subject);
+    await publishOutcome(operation, 'created', {
+      ...CREATE_DATA,
+      tags: {},
+      version: 1,
+      nativeVersionId: `arn:stand-in:${create.subject}:1`,
+      primaryVersion: 1,
+    });
+    const finished = await waitForStatus(admin, create.id, (entry) => entry.status === 'succeeded');
+
+    // A different Nats-Msg-Id stands for a repeat that JetStream no longer remembers.
+    const repeat = await admin.jetstream.publish(
+      subjects.command('create', create.subject),
+      JSON.stringify(create),
+      { msgID: `${create.id}-late` },
+    );
+    assert.equal(repeat.duplicate, false);
+    await sleep(1_000);
+
+    const later = await waitForStatus(admin, create.id, () => true);
+    assert.deepEqual(later, finished);
+    assert.equal((await operationsFor(admin, create.subject)).length, 1);
+    const rejections = await readStream(
+      admin,
+      STREAMS.events,
+      subjects.commandRejected(create.subject),
+    );
+    assert.equal(rejections.length, 0);
+    assert.equal((await readInventory(create.subject))?.sequence, 1);
+  });
+
   test('five concurrent rotations admit exactly one', async () => {
     const keyId = await createKey();
     const rotations = Array.from({ length: 5 }, () => commandEnvelope('rotate', { keyId }));
