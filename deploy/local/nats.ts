@@ -3,7 +3,7 @@
  * per profile that includes the generated authorization file, and one random password per user.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { runChecked } from './commands.ts';
 import {
@@ -111,10 +111,15 @@ export function natsCredentials(
 ): Record<string, { user: string; password: string }> {
   const credentials: Record<string, { user: string; password: string }> = {};
   for (const user of users) {
-    credentials[user] = {
-      user,
-      password: readOrCreateSecret(profile.secretsDir, `nats-${user}.password`),
-    };
+    const fileName = `nats-${user}.password`;
+    let password = readOrCreateSecret(profile.secretsDir, fileName);
+    if (!/^[A-Za-z]/.test(password)) {
+      // Written before secrets started with a letter: nats-server could not parse it, so it never
+      // ran with this password and replacing it breaks nothing.
+      rmSync(join(profile.secretsDir, fileName));
+      password = readOrCreateSecret(profile.secretsDir, fileName);
+    }
+    credentials[user] = { user, password };
   }
   return credentials;
 }
