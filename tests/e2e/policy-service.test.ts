@@ -289,6 +289,53 @@ describe('policy service', () => {
     assert.equal(rotateOperations[0]?.sequence, 2);
   });
 
+  test('two replicas admit one rotation', async () => {
+    const keyId = await createKey();
+    const replica = await startPolicy(environment);
+    const mark = policy.output().length;
+    try {
+      const rotations = Array.from({ length: 10 }, () => commandEnvelope('rotate', { keyId }));
+      await Promise.all(rotations.map((rotation) => sendCommand(cli, rotation)));
+      const statuses = await Promise.all(
+        rotations.map((rotation) =>
+          waitForStatus(
+            admin,
+            rotation.id,
+            (entry) => entry.status === 'in-progress' || entry.status === 'rejected',
+          ),
+        ),
+      );
+      const admitted = statuses.filter((entry) => entry.status === 'in-progress');
+      assert.equal(admitted.length, 1);
+      assert.ok(
+        statuses.every(
+          (entry) =>
+            entry.status === 'in-progress' || entry.reason?.code === 'rotation-in-progress',
+        ),
+      );
+
+      const operations = await waitForOperations(keyId, 2);
+      assert.equal(operations.filter((operation) => operation.action === 'rotate').length, 1);
+      // Both replicas took part, so the compare-and-set decided between processes.
+      const decidedHere = (output: string) =>
+        output
+          .split('\n')
+          .filter(
+            (line) => line.includes(keyId) && /command rejected|operation admitted/.test(line),
+          ).length;
+      assert.ok(
+        decidedHere(replica.output()) > 0,
+        'the second replica decided none of the rotations',
+      );
+      assert.ok(
+        decidedHere(policy.output().slice(mark)) > 0,
+        'the first replica decided none of the rotations',
+      );
+    } finally {
+      await replica.stop();
+    }
+  });
+
   test('projection applies out-of-order events in sequence', async () => {
     const keyId = await createKey();
     const rotate = commandEnvelope('rotate', { keyId });
