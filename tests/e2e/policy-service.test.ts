@@ -195,6 +195,22 @@ describe('policy service', () => {
     assert.ok(ack.seq > 0);
   });
 
+  test('oversized subject token is not taken as key id', async () => {
+    const envelope = commandEnvelope('rotate', { keyId: 'kt_000000000000000000000000' });
+    const subject = `kms.cmd.v1.key.rotate.${'x'.repeat(200)}`;
+    await admin.jetstream.publish(
+      subject,
+      JSON.stringify({ ...envelope, subject: 'x'.repeat(100) }),
+      {
+        msgID: envelope.id,
+      },
+    );
+    const status = await waitForStatus(admin, envelope.id, (entry) => entry.status === 'rejected');
+    assert.equal(status.reason?.code, 'invalid-command');
+    assert.equal(status.reason?.field, 'subject');
+    assert.equal(status.keyId, null);
+  });
+
   test('unknown version names the versions that exist', async () => {
     const envelope = commandEnvelope('rotate', { keyId: 'kt_000000000000000000000000' });
     const unknownVersion = { ...envelope, type: 'keytower.command.key.rotate.v7' };

@@ -76,7 +76,7 @@ export function createCommandHandler(
     const command = readKeyCommand(parsed.message);
     if ('outcome' in command) {
       await rejectCommand(context, message, {
-        ...identityOf(parsed.message, keyIdFromSubject(message.subject)),
+        ...identityOf(parsed.message, subjectKeyId(message.subject)),
         correlationid: parsed.message.correlationid,
         code: command.code,
         message: command.message,
@@ -289,6 +289,12 @@ async function rejectCommand(
   );
 }
 
+/** Reads the key id from the last subject token, when it is a well-formed key id. */
+function subjectKeyId(subject: string): string | null {
+  const keyId = keyIdFromSubject(subject);
+  return keyId !== null && KEY_ID_PATTERN.test(keyId) ? keyId : null;
+}
+
 function identityOf(envelope: Envelope, keyId: string | null): CommandIdentity {
   return { commandId: envelope.id, commandType: envelope.type, keyId, actor: envelope.actor };
 }
@@ -317,7 +323,7 @@ function readableFields(
       : {};
   return {
     commandId: text(value.id, MESSAGE_ID_PATTERN),
-    keyId: text(data.keyId, KEY_ID_PATTERN) ?? keyIdFromSubject(message.subject),
+    keyId: text(data.keyId, KEY_ID_PATTERN) ?? subjectKeyId(message.subject),
     actor: text(value.actor, ACTOR_PATTERN),
     correlationid: text(value.correlationid, MESSAGE_ID_PATTERN),
   };
