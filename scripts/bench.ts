@@ -10,16 +10,18 @@
  *
  * The stack and services are stopped at the end, also when a measurement fails.
  */
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectBus, type Bus } from '@keytower/bus';
 import { readStackDescriptor, type StackDescriptor } from '@keytower/config';
 import { createLogger } from '@keytower/telemetry';
 import { runAuditBacklog } from './lib/bench-audit.ts';
-import { runJetStreamCeiling } from './lib/bench-jetstream.ts';
+import { runJetStreamCeiling, type JetStreamCeilingResult } from './lib/bench-jetstream.ts';
 import { describeMachine } from './lib/bench-machine.ts';
 import { BENCH_ACTOR, runPipelineLoop } from './lib/bench-pipeline.ts';
-import { runDirectLoop } from './lib/bench-pkcs11.ts';
+import type { DirectLoopResult } from './lib/bench-pkcs11.ts';
+import { runDirectLoopIsolated } from './lib/bench-pkcs11-process.ts';
 import {
   appendToBenchmarksPage,
   formatConsoleTable,
@@ -43,6 +45,9 @@ const HEALTH_PORT_BASE = 7100 + PORT_OFFSET;
 const BENCHMARKS_PAGE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const COMMAND_TIMEOUT_MS = 60_000;
 const AUDIT_TIMEOUT_MS = 180_000;
+const RAW_ROUNDS = 3;
+/** Runs of the direct loop allowed per level; SoftHSM 2.6.1 may crash under concurrent load. */
+const MAX_DIRECT_ATTEMPTS = 2;
 
 /** Counts per mode; the quick ones keep the whole run under two minutes on a 2-core machine. */
 const SIZES = {
@@ -90,6 +95,7 @@ async function measure(
 ): Promise<BenchResults> {
   const sizes = SIZES[mode];
   const runId = Date.now().toString(36);
+  const loadAtStart = loadavg()[0] ?? 0;
   const client = await connectClient(descriptor);
   const admin = await connectAdmin(descriptor, 'keytower-bench-admin');
   try {
@@ -100,13 +106,41 @@ async function measure(
       runId: `${runId}w`,
       commandTimeoutMs: COMMAND_TIMEOUT_MS,
     });
-    await runDirectLoop(descriptor, { keys: sizes.warmup, concurrency: 2, runId: `${runId}w` });
+    await runDirectLoopIsolated(descriptor, {
+      keys: sizes.warmup,
+      concurrency: 2,
+      runId: `${runId}w`,
+    });
 
     const lifecycle: LifecycleComparison[] = [];
     for (const [concurrency, count] of [
       [1, sizes.sequential],
       [sizes.concurrency, sizes.concurrent],
     ] as const) {
+      // The direct loop runs first and destroys its keys, so both loops start with the same number
+      // of objects on the token, which SoftHSM2 searches through on every C_FindObjects.
+      note(`lifecycle, ${concurrency} in flight: ${count} keys through the direct PKCS#11 loop`);
+      const directCrashes: string[] = [];
+      let direct: DirectLoopResult | undefined;
+      while (direct === undefined) {
+        try {
+          direct = await runDirectLoopIsolated(descriptor, {
+            keys: count,
+            concurrency,
+            runId: `${runId}d${concurrency}x${directCrashes.length}`,
+          });
+        } catch (error) {
+          const reason = error instanceof Error ? error.message : String(error);
+          directCrashes.push(reason);
+          note(`  WARNING: ${reason}`);
+          if (directCrashes.length >= MAX_DIRECT_ATTEMPTS) {
+            throw error;
+          }
+        }
+      }
+      note(
+        `  ${direct.keysPerSecond.toFixed(1)} keys/s, p50 ${direct.latency.p50Ms.toFixed(1)} ms, p99 ${direct.latency.p99Ms.toFixed(1)} ms`,
+      );
       note(`lifecycle, ${concurrency} in flight: ${count} create commands through keytower`);
       const pipeline = await runPipelineLoop(client, {
         commands: count,
@@ -118,20 +152,12 @@ async function measure(
         `  ${pipeline.commandsPerSecond.toFixed(1)} commands/s, p50 ${pipeline.latency.p50Ms.toFixed(1)} ms, p99 ${pipeline.latency.p99Ms.toFixed(1)} ms, ${pipeline.succeeded} succeeded`,
       );
       if (pipeline.succeeded !== count) {
-        throw new Error(
-          `only ${pipeline.succeeded} of ${count} commands succeeded: ${JSON.stringify(pipeline.unsuccessful)}`,
+        // Reported with the results instead of ending the run: a failed command is part of the figure.
+        note(
+          `  WARNING: ${count - pipeline.succeeded} command(s) did not succeed: ${JSON.stringify(pipeline.unsuccessful)}`,
         );
       }
-      note(`lifecycle, ${concurrency} in flight: ${count} keys through the direct PKCS#11 loop`);
-      const direct = await runDirectLoop(descriptor, {
-        keys: count,
-        concurrency,
-        runId: `${runId}d${concurrency}`,
-      });
-      note(
-        `  ${direct.keysPerSecond.toFixed(1)} keys/s, p50 ${direct.latency.p50Ms.toFixed(1)} ms, p99 ${direct.latency.p99Ms.toFixed(1)} ms`,
-      );
-      lifecycle.push({ concurrency, pipeline, direct });
+      lifecycle.push({ concurrency, pipeline, direct, directCrashes });
     }
 
     note(
@@ -149,9 +175,10 @@ async function measure(
           runId: `${runId}a`,
           commandTimeoutMs: COMMAND_TIMEOUT_MS,
         });
+        // A failed command is audited like a successful one, so the backlog stays complete.
         if (burst.succeeded !== sizes.auditBurst) {
-          throw new Error(
-            `only ${burst.succeeded} of ${sizes.auditBurst} burst commands succeeded: ${JSON.stringify(burst.unsuccessful)}`,
+          note(
+            `  WARNING: ${sizes.auditBurst - burst.succeeded} burst command(s) did not succeed: ${JSON.stringify(burst.unsuccessful)}`,
           );
         }
       },
@@ -161,20 +188,31 @@ async function measure(
     );
 
     note(
-      `raw JetStream: ${sizes.rawMessages} messages of ${audit.meanRecordBytes} bytes published and consumed`,
+      `raw JetStream: ${RAW_ROUNDS} rounds of ${sizes.rawMessages} messages of ${audit.meanRecordBytes} bytes published and consumed`,
     );
-    const jetstream = await runJetStreamCeiling(admin, {
-      messages: sizes.rawMessages,
-      messageBytes: Math.max(audit.meanRecordBytes, 1),
-      runId,
-    });
-    note(`  ${jetstream.messagesPerSecond.toFixed(0)} messages/s`);
+    // A ceiling is the best the server does, so the fastest of a few rounds counts.
+    let jetstream: JetStreamCeilingResult | undefined;
+    for (let round = 1; round <= RAW_ROUNDS; round += 1) {
+      const result = await runJetStreamCeiling(admin, {
+        messages: sizes.rawMessages,
+        messageBytes: Math.max(audit.meanRecordBytes, 1),
+        runId: `${runId}r${round}`,
+      });
+      note(`  round ${round}: ${result.messagesPerSecond.toFixed(0)} messages/s`);
+      if (jetstream === undefined || result.messagesPerSecond > jetstream.messagesPerSecond) {
+        jetstream = result;
+      }
+    }
+    if (jetstream === undefined) {
+      throw new Error('the raw JetStream loop did not run');
+    }
 
     return {
       date: new Date(),
       command,
       mode,
       machine: describeMachine(),
+      loadAverage: { start: loadAtStart, end: loadavg()[0] ?? 0 },
       lifecycle,
       audit,
       jetstream,
@@ -185,20 +223,37 @@ async function measure(
   }
 }
 
+let services: RunningServices | undefined;
+let stopping: Promise<void> | undefined;
+
+/** Stops the services, then takes the stack down. Safe to call more than once. */
+function stopEverything(): Promise<void> {
+  stopping ??= (async () => {
+    await services?.stopAll();
+    await runStack('down', PROFILE, PORT_OFFSET);
+  })();
+  return stopping;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
   const mode = values.quick === true ? 'quick' : 'full';
   const command = `npm run bench${mode === 'quick' ? ' -- --quick' : ''}`;
   const started = performance.now();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      note(`${signal} received: stopping`);
+      void stopEverything().then(() => process.exit(130));
+    });
+  }
 
   note(`bringing up the ${PROFILE} stack (port offset ${PORT_OFFSET})`);
   if ((await runStack('up', PROFILE, PORT_OFFSET)) !== 0) {
     note(`FAILED: the ${PROFILE} stack did not come up; see the lines above`);
-    await runStack('down', PROFILE, PORT_OFFSET);
+    await stopEverything();
     return 1;
   }
 
-  let services: RunningServices | undefined;
   try {
     const descriptor = readStackDescriptor(PROFILE);
     services = await startServices({
@@ -220,8 +275,7 @@ async function main(): Promise<number> {
     note(`FAILED: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   } finally {
-    await services?.stopAll();
-    await runStack('down', PROFILE, PORT_OFFSET);
+    await stopEverything();
   }
 }
 

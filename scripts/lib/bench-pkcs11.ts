@@ -11,6 +11,12 @@ import type { Handle, Template } from 'pkcs11js';
 import type { StackDescriptor } from '@keytower/config';
 import { runWithConcurrency, summarizeLatencies, type LatencySummary } from './bench-stats.ts';
 
+/**
+ * Sessions the direct loop opens at most: connector-hsm's default session pool size
+ * (`KEYTOWER_PKCS11_SESSION_POOL_SIZE`), so both paths have the same number of PKCS#11 calls in flight.
+ */
+export const DIRECT_LOOP_SESSIONS = 4;
+
 /** Result of one run of the direct loop. */
 export interface DirectLoopResult {
   keys: number;
@@ -77,9 +83,9 @@ function findSlot(module: pkcs11.PKCS11, tokenLabel: string): Handle {
 }
 
 /**
- * Generates `keys` AES-256 token keys with `concurrency` sessions working at once, then destroys
- * them (untimed) so the token holds only what keytower made. The PIN is read from the stack's PIN
- * file and never printed.
+ * Generates `keys` AES-256 token keys with `concurrency` keys in flight on at most
+ * {@link DIRECT_LOOP_SESSIONS} sessions, then destroys them (untimed) so the token holds only what
+ * keytower made. The PIN is read from the stack's PIN file and never printed.
  */
 export async function runDirectLoop(
   descriptor: StackDescriptor,
@@ -96,7 +102,7 @@ export async function runDirectLoop(
   try {
     const slot = findSlot(module, descriptor.hsm.tokenLabel);
     const pin = readFileSync(descriptor.hsm.pinFile, 'utf8').trim();
-    for (let index = 0; index < options.concurrency; index += 1) {
+    for (let index = 0; index < Math.min(options.concurrency, DIRECT_LOOP_SESSIONS); index += 1) {
       sessions.push(module.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION));
     }
     // Login belongs to the token, so one C_Login covers every session of this application.
@@ -104,11 +110,19 @@ export async function runDirectLoop(
 
     const latencies: number[] = [];
     const idle = [...sessions];
+    const sessionFreed: Array<() => void> = [];
+    const takeSession = async (): Promise<Handle> => {
+      while (idle.length === 0) {
+        await new Promise<void>((resolve) => sessionFreed.push(resolve));
+      }
+      return idle.pop() as Handle;
+    };
     const started = performance.now();
     await runWithConcurrency(options.keys, options.concurrency, async (index) => {
-      const session = idle.pop() as Handle;
-      const label = `bench_${options.runId}_${index}/v1`;
+      // Latency counts from here, like the pipeline's, so waiting for a session is part of it.
       const begin = performance.now();
+      const session = await takeSession();
+      const label = `bench_${options.runId}_${index}/v1`;
       try {
         if (findByLabel(module, session, label).length > 0) {
           throw new Error(`object ${label} already exists on the token`);
@@ -127,6 +141,7 @@ export async function runDirectLoop(
         latencies.push(performance.now() - begin);
       } finally {
         idle.push(session);
+        sessionFreed.shift()?.();
       }
     });
     const elapsedMs = performance.now() - started;

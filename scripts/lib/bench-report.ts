@@ -11,6 +11,8 @@ export interface LifecycleComparison {
   concurrency: number;
   pipeline: PipelineLoopResult;
   direct: DirectLoopResult;
+  /** Runs of the direct loop that crashed and were repeated before this result. */
+  directCrashes: string[];
 }
 
 /** Everything one benchmark run measured. */
@@ -19,6 +21,8 @@ export interface BenchResults {
   command: string;
   mode: 'quick' | 'full';
   machine: MachineDescription;
+  /** One-minute load averages when the measurements started and ended; other work on the machine skews every figure. */
+  loadAverage: { start: number; end: number };
   lifecycle: LifecycleComparison[];
   audit: AuditBacklogResult;
   jetstream: JetStreamCeilingResult;
@@ -27,9 +31,10 @@ export interface BenchResults {
 const DOC_HEADER = `# Benchmarks
 
 Measured figures of keytower on one machine, newest last. Each section records the exact
-command, the machine and the date it ran, so figures from different machines are not compared
-by accident. \`npm run bench\` (or \`npm run bench -- --quick\`) appends a section; older sections
-stay as they were.
+command, the machine, its load and the date, so figures from different machines or busy hours
+are not compared by accident. \`npm run bench\` (or \`npm run bench -- --quick\`) appends a
+section; older sections stay as they were. Tests never assert speed: figures and any targets
+belong on this page.
 
 What is measured:
 
@@ -38,13 +43,16 @@ What is measured:
   terminal: policy's decision and admission, connector-hsm's PKCS#11 work, the outcome event, and
   policy's projection. The baseline is a direct PKCS#11 loop doing the same token work through
   pkcs11js (look for the label, generate the key with the same attributes, read its attributes
-  back) with no bus, at the same number of commands in flight.
+  back) with no bus, with the same number of commands in flight on at most 4 sessions, the size of
+  connector-hsm's default session pool. The direct loop runs first at each level and destroys its
+  keys afterwards, so both loops find the same number of objects on the token.
 - **Audit records to the sinks**: with the audit writer and both sinks stopped, a burst of commands
   runs through policy and connector-hsm; then the sinks and the writer start and drain the backlog.
   The rate is records over the time from the first to the last record arriving (ClickHouse polled
-  with \`FINAL\` every 100 ms, Kafka by producer timestamps). The baseline is one publisher and one
-  consumer moving messages of the mean record size through a file-backed JetStream stream on the
-  same server, with message ids and explicit acks: the raw JetStream publish-and-consume ceiling.
+  with \`FINAL\` every 100 ms, Kafka by the timestamps the sink's producer set). The baseline is one
+  publisher and one consumer moving messages of the mean record size through a file-backed
+  JetStream stream on the same server, with message ids and explicit acks: the raw JetStream
+  publish-and-consume ceiling, the fastest of three rounds.
 `;
 
 function fixed(value: number, digits = 1): string {
@@ -115,8 +123,12 @@ export function formatMarkdownSection(results: BenchResults): string {
     const failures = Object.entries(pipeline.unsuccessful).map(
       ([status, count]) => `${count} ${status}`,
     );
+    const crashes =
+      level.directCrashes.length === 0
+        ? ''
+        : ` The direct loop crashed ${level.directCrashes.length} time(s) first and was run again: ${level.directCrashes.join('; ')}.`;
     details.push(
-      `- ${level.concurrency} in flight: ${pipeline.commands} commands in ${fixed(pipeline.elapsedMs / 1000, 2)} s (${pipeline.succeeded} succeeded${failures.length > 0 ? `, ${failures.join(', ')}` : ''}), max latency ${fixed(pipeline.latency.maxMs)} ms; direct loop ${direct.keys} keys in ${fixed(direct.elapsedMs / 1000, 2)} s, max ${fixed(direct.latency.maxMs)} ms.`,
+      `- ${level.concurrency} in flight: ${pipeline.commands} commands in ${fixed(pipeline.elapsedMs / 1000, 2)} s (${pipeline.succeeded} succeeded${failures.length > 0 ? `, ${failures.join(', ')}` : ''}), max latency ${fixed(pipeline.latency.maxMs)} ms; direct loop ${direct.keys} keys in ${fixed(direct.elapsedMs / 1000, 2)} s, max ${fixed(direct.latency.maxMs)} ms.${crashes}`,
     );
   }
   details.push(
@@ -132,6 +144,7 @@ export function formatMarkdownSection(results: BenchResults): string {
     `- Command: \`${results.command}\``,
     `- Machine: ${machine.cpuModel}, ${machine.cpuCount} CPUs (\`nproc\`), ${machine.memoryMiB} MiB memory (\`free -m\`), ${machine.platform}`,
     `- Node ${machine.nodeVersion}; every server on the same machine (NATS, ClickHouse, Kafka, SoftHSM2) and every service as its own process`,
+    `- One-minute load average ${fixed(results.loadAverage.start, 2)} at the start, ${fixed(results.loadAverage.end, 2)} at the end (other work on the machine lowers every figure)`,
     '',
     markdownTable(rows(results)),
     '',

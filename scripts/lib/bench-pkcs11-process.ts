@@ -1,0 +1,58 @@
+/**
+ * Runs the direct PKCS#11 loop in a process of its own, so a crash inside the PKCS#11 module
+ * (SoftHSM 2.6.1 has been reported to crash under concurrent load) ends only this process and
+ * the benchmark can report it, stop its services and take its stack down.
+ *
+ * As a program: `node bench-pkcs11-process.ts <options JSON>` prints the result as JSON.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { readStackDescriptor, type StackDescriptor } from '@keytower/config';
+import { runDirectLoop, type DirectLoopResult } from './bench-pkcs11.ts';
+
+interface ChildOptions {
+  /** Stack profile whose descriptor the child reads. */
+  profile: string;
+  keys: number;
+  concurrency: number;
+  runId: string;
+}
+
+const THIS_FILE = fileURLToPath(import.meta.url);
+
+/** Runs {@link runDirectLoop} in a child process and resolves with its result. */
+export function runDirectLoopIsolated(
+  descriptor: StackDescriptor,
+  options: { keys: number; concurrency: number; runId: string },
+): Promise<DirectLoopResult> {
+  const childOptions: ChildOptions = { profile: descriptor.profile, ...options };
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [THIS_FILE, JSON.stringify(childOptions)],
+      { maxBuffer: 2 ** 20 },
+      (error, stdout, stderr) => {
+        if (error !== null) {
+          const how =
+            error.signal === null || error.signal === undefined
+              ? `exit code ${String(error.code)}`
+              : `signal ${error.signal}`;
+          reject(
+            new Error(
+              `the direct PKCS#11 loop ended with ${how}: ${stderr.trim() || '(no output)'}`,
+              { cause: error },
+            ),
+          );
+          return;
+        }
+        resolve(JSON.parse(stdout) as DirectLoopResult);
+      },
+    );
+  });
+}
+
+if (process.argv[1] === THIS_FILE) {
+  const options = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
+  const result = await runDirectLoop(readStackDescriptor(options.profile), options);
+  process.stdout.write(JSON.stringify(result));
+}
