@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Bus, PermanentError, type RunningConsumer } from '@keytower/bus';
+import { type Bus, PermanentError, publishDeadLetter, type RunningConsumer } from '@keytower/bus';
 import {
   BUCKETS,
   buildEnvelope,
@@ -453,6 +453,63 @@ describe('policy service', () => {
     const pending = (await readInventory(keyId))?.pending;
     assert.equal(pending?.sequence, 3);
     assert.equal(pending?.version, 2);
+  });
+
+  test('dead-lettered event keeps the key blocked', async () => {
+    const keyId = await createKey();
+    const rotate = commandEnvelope('rotate', { keyId });
+    await sendCommand(cli, rotate);
+    await waitForStatus(admin, rotate.id, (entry) => entry.status === 'in-progress');
+    const operation = (await waitForOperations(keyId, 2)).find(
+      (candidate) => candidate.action === 'rotate',
+    );
+    assert.ok(operation);
+
+    // The projection gave up on the rotation's outcome event, as after its last delivery.
+    const event = buildEnvelope({
+      id: deriveEventId(operation.operationId, messageTypes.keyEvent('version-created')),
+      type: messageTypes.keyEvent('version-created'),
+      subject: keyId,
+      data: {
+        keyId,
+        commandId: operation.commandId,
+        operationId: operation.operationId,
+        provider: 'aws',
+        sequence: operation.sequence,
+        native: {},
+        version: 2,
+        nativeVersionId: 'stand-in-2',
+        primaryVersion: 2,
+      },
+      actor: 'service:connector-aws',
+      source: 'keytower/e2e-connector',
+    });
+    const policyBus = await connectAs(environment, 'policy');
+    try {
+      await publishDeadLetter(policyBus, {
+        stream: STREAMS.events,
+        durable: DURABLES.policyProjection,
+        subject: subjects.keyEvent('version-created', keyId),
+        headers: undefined,
+        data: new TextEncoder().encode(JSON.stringify(event)),
+        streamSequence: 999_999_000 + Math.floor(Math.random() * 1_000),
+        attempts: 60,
+        lastError: 'stand-in projection failure',
+        reason: 'max-deliveries',
+      });
+    } finally {
+      await policyBus.close();
+    }
+
+    const status = await waitForStatus(
+      admin,
+      rotate.id,
+      (entry) => entry.status === 'dead-lettered',
+    );
+    assert.match(status.reason?.message ?? '', /policy-projection gave up/);
+    const entry = await readInventory(keyId);
+    assert.equal(entry?.pending?.commandId, rotate.id);
+    assert.equal(entry?.sequence, 1);
   });
 
   test('operation.failed records failed and frees the key', async () => {

@@ -18,7 +18,8 @@ import { changeStatus } from './status.ts';
  * The `policy-dead-letters` handler. A command, operation or outcome event that a consumer
  * gave up on would leave its command `in-progress` and its key blocked by the pending
  * operation forever. This handler records `dead-lettered` (a command that already failed
- * keeps `failed`) and clears the key's pending operation.
+ * keeps `failed`) and, for a command or operation, clears the key's pending operation. After
+ * a dead-lettered outcome event the key stays blocked, because the provider did the work.
  */
 
 export interface DeadLetterContext {
@@ -71,7 +72,15 @@ export function createDeadLetterHandler(
       commandId: affected.commandId,
       ...(affected.keyId === null ? {} : { keyId: affected.keyId }),
     });
-    if (affected.keyId !== null) {
+    if (deadLetter.originalStream === STREAMS.events) {
+      // The provider did the work but its outcome could not be applied. Clearing the pending
+      // operation would let the inventory forget a real change (or a real key), so the key
+      // stays blocked until the event is replayed.
+      logger.error(
+        { originalSubject: deadLetter.originalSubject, lastError: deadLetter.lastError },
+        'outcome event dead-lettered; the key stays blocked until the event is replayed',
+      );
+    } else if (affected.keyId !== null) {
       await releaseKey(context, affected.keyId, affected.commandId, logger);
     }
     const status = await changeStatus(
