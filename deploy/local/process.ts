@@ -79,7 +79,7 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
-  // A zombie still answers signal 0; treat it as gone.
+  // A zombie passes the signal 0 check but has exited, so it counts as gone.
   try {
     const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
     return state !== 'Z';
