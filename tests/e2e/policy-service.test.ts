@@ -370,7 +370,7 @@ describe('policy service', () => {
       { version: 1 },
       {
         sequence: 3,
-        operationId: 'op_laterstandin',
+        operationId: deriveOperationId(laterCommand),
         commandId: laterCommand,
       },
     );
@@ -492,7 +492,7 @@ describe('policy service', () => {
         subject: subjects.keyEvent('version-created', keyId),
         headers: undefined,
         data: new TextEncoder().encode(JSON.stringify(event)),
-        streamSequence: 999_999_000 + Math.floor(Math.random() * 1_000),
+        streamSequence: Date.now(),
         attempts: 60,
         lastError: 'stand-in projection failure',
         reason: 'max-deliveries',
