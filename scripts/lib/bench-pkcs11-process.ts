@@ -1,7 +1,8 @@
 /**
- * Runs the direct PKCS#11 loop in a process of its own, so a crash inside the PKCS#11 module
- * (SoftHSM 2.6.1 has been reported to crash under concurrent load) ends only this process and
- * the benchmark can report it, stop its services and take its stack down.
+ * Runs the direct PKCS#11 loop in a process of its own. SoftHSM 2.6.1 crashed the whole benchmark
+ * process here (SIGSEGV) with eight sessions generating keys at once; in a child process such a
+ * crash ends only the loop, and the benchmark reports it, stops its services and takes its stack
+ * down.
  *
  * As a program: `node bench-pkcs11-process.ts <options JSON>` prints the result as JSON.
  */
@@ -33,13 +34,13 @@ export function runDirectLoopIsolated(
       { maxBuffer: 2 ** 20 },
       (error, stdout, stderr) => {
         if (error !== null) {
-          const how =
+          const ending =
             error.signal === null || error.signal === undefined
               ? `exit code ${String(error.code)}`
               : `signal ${error.signal}`;
           reject(
             new Error(
-              `the direct PKCS#11 loop ended with ${how}: ${stderr.trim() || '(no output)'}`,
+              `the direct PKCS#11 loop ended with ${ending}: ${stderr.trim() || '(no output)'}`,
               { cause: error },
             ),
           );
