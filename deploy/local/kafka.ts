@@ -218,21 +218,19 @@ export const kafka: StackServer = {
     mkdirSync(libsDir(), { recursive: true });
     const pomFile = join(cacheDir(), 'pom.xml');
     writeFileSync(pomFile, pom);
-    // copy-dependencies only adds and overwrites jars, so a broker already running from this folder keeps working.
-    await runChecked(
-      'mvn',
-      [
-        '-q',
-        '-B',
-        '-Dstyle.color=never',
-        '-f',
-        pomFile,
-        'dependency:copy-dependencies',
-        '-DincludeScope=runtime',
-        `-DoutputDirectory=${libsDir()}`,
-      ],
-      { inherit: true },
-    );
+    // copy-dependencies only adds and overwrites jars, so a broker already running from this folder
+    // keeps working. Maven's output is kept, not shown, because Maven 3.8 prints bare color resets
+    // even in batch mode; runChecked shows its last lines if the resolution fails.
+    await runChecked('mvn', [
+      '-q',
+      '-B',
+      '-Dstyle.color=never',
+      '-f',
+      pomFile,
+      'dependency:copy-dependencies',
+      '-DincludeScope=runtime',
+      `-DoutputDirectory=${libsDir()}`,
+    ]);
     writeFileSync(marker, `${digest}\n`);
   },
 
