@@ -96,3 +96,41 @@ describe('demo scenario on the test stack', { timeout: 300_000 }, () => {
     assert.match(audit.chainHeadHash, /^[0-9a-f]{64}$/);
   });
 });
+
+// Without connector-hsm nothing carries out the first create, so the scenario must stop there and
+// say so: this is what makes `npm run demo` exit non-zero instead of printing a false success.
+describe('demo scenario without a connector', { timeout: 120_000 }, () => {
+  let services: RunningServices | undefined;
+  let report: DemoScenarioReport;
+
+  before(async () => {
+    const descriptor = readStackDescriptor();
+    services = await startServices({
+      descriptor,
+      names: ['policy'],
+      healthPortBase: HEALTH_PORT_BASE + 10,
+      logDir: join(REPO_ROOT, '.data', descriptor.profile, 'logs', 'e2e-demo-no-connector'),
+      extraEnvironment: { policy: { KEYTOWER_POLICY_ALLOW: `${DEMO_ACTOR}=*` } },
+    });
+    report = await runDemoScenario({
+      descriptor,
+      commandTimeoutSeconds: 2,
+      print: () => undefined,
+    });
+  });
+
+  after(async () => {
+    await services?.stopAll();
+  });
+
+  test('stops at the first step', () => {
+    assert.equal(report.ok, false);
+    assert.equal(report.steps.length, 1);
+    assert.equal(report.failedStep?.number, 1);
+  });
+
+  test('names the timed-out command', () => {
+    assert.match(report.failedStep?.detail ?? '', /^command [0-9A-Z]{26} timed out/);
+    assert.equal(report.audit, undefined);
+  });
+});
