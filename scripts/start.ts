@@ -11,7 +11,12 @@ import { readStackDescriptor, type StackDescriptor } from '@keytower/config';
 import { requireNode24 } from './lib/node-version.ts';
 import { pipeWithPrefix } from './lib/prefix-lines.ts';
 import { REPO_ROOT } from './lib/repo.ts';
-import { SERVICES, serviceEnvironment, type ServiceDefinition } from './lib/services.ts';
+import {
+  localAllowList,
+  SERVICES,
+  serviceEnvironment,
+  type ServiceDefinition,
+} from './lib/services.ts';
 import { runStack } from './lib/stack-command.ts';
 
 requireNode24();
@@ -155,6 +160,10 @@ async function main(): Promise<void> {
   }
 
   note(`running ${running.length} service(s) on the ${PROFILE} stack; press Ctrl-C to stop`);
+  note(`policy allow-list: ${localAllowList()} (set KEYTOWER_POLICY_ALLOW to change it)`);
+  note(
+    `try: npm run keytower -- keys create --stack ${PROFILE} --purpose encrypt --algorithm AES_256 --label first-key`,
+  );
   // Keeps the process alive while no service runs; the signal handlers end it.
   setInterval(() => undefined, 60_000);
 }

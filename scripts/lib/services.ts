@@ -2,6 +2,7 @@
  * The keytower services `npm start` runs, and the settings each one gets from the stack descriptor.
  * docker-compose.yml describes the same services with the same variable names.
  */
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { StackDescriptor } from '@keytower/config';
 
@@ -32,8 +33,20 @@ function noSettings(): Record<string, string> {
   return {};
 }
 
+/**
+ * Returns the policy allow-list for a local stack: `KEYTOWER_POLICY_ALLOW` when the operator set it,
+ * otherwise every action for the local user, who is also the CLI's default actor.
+ */
+export function localAllowList(): string {
+  const configured = process.env.KEYTOWER_POLICY_ALLOW;
+  if (configured) return configured;
+
+  const name = process.env.USER ?? process.env.LOGNAME ?? userInfo().username;
+  return `user:${name}=*`;
+}
+
 const SPECIFIC_SETTINGS: Record<ServiceName, ServiceDefinition['settings']> = {
-  policy: noSettings,
+  policy: () => ({ KEYTOWER_POLICY_ALLOW: localAllowList() }),
   audit: noSettings,
   'sink-clickhouse': (descriptor) => ({
     KEYTOWER_CLICKHOUSE_URL: descriptor.clickhouse.url,

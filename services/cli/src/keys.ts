@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { type Command, Option } from 'commander';
 import {
   BUCKETS,
@@ -40,7 +41,7 @@ interface SubmitFlags {
 const DEFAULT_TIMEOUT_SECONDS = '30';
 
 function defaultActor(): string {
-  const name = process.env.USER ?? process.env.LOGNAME ?? 'unknown';
+  const name = process.env.USER ?? process.env.LOGNAME ?? userInfo().username;
   return `user:${name}`;
 }
 
