@@ -383,7 +383,7 @@ describe('audit sinks', { timeout: 600_000 }, () => {
 
   test('frozen Kafka broker does not stall ClickHouse', async () => {
     const start = await recordCount();
-    kafka.pause();
+    await kafka.pause();
     const failuresBefore = logs.count('kafka send failed; retrying');
     try {
       await publishCommands(stack.admin, 100, 'during-kafka-freeze');
@@ -430,7 +430,7 @@ describe('audit sinks', { timeout: 600_000 }, () => {
     // show each record once.
     const start = await recordCount();
     const failuresBefore = logs.count('batch insert failed; retrying');
-    clickhouse.pause();
+    await clickhouse.pause();
     let newIds: string[];
     try {
       await publishCommands(stack.admin, 50, 'during-clickhouse-freeze');

@@ -248,7 +248,7 @@ describe('KafkaJS 2.2.4 against Kafka 4.1.1', { timeout: 240_000 }, () => {
         messages: [{ value: 'before' }],
       });
 
-      broker.pause();
+      await broker.pause();
       const started = Date.now();
       await assert.rejects(
         producer.send({ topic: 'proof.frozen.reused', acks: -1, messages: [{ value: 'during' }] }),
@@ -302,7 +302,7 @@ describe('KafkaJS 2.2.4 against Kafka 4.1.1', { timeout: 240_000 }, () => {
         messages: [{ value: 'before' }],
       });
 
-      broker.pause();
+      await broker.pause();
       await assert.rejects(
         producer.send({ topic: 'proof.frozen.fresh', acks: -1, messages: [{ value: 'during' }] }),
         /timed out/,

@@ -11,6 +11,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -28,8 +29,11 @@ export interface ManagedServer {
   start(): Promise<void>;
   /** Stops the server with SIGTERM (SIGKILL after `graceMs`) and waits for the process to exit. */
   stop(graceMs?: number): Promise<void>;
-  /** Freezes the process with SIGSTOP: connections stay open but the server sends nothing. */
-  pause(): void;
+  /**
+   * Freezes the process with SIGSTOP and resolves once the kernel reports it stopped:
+   * connections stay open but the server sends nothing.
+   */
+  pause(): Promise<void>;
   /** Resumes a frozen process with SIGCONT. */
   resume(): void;
 }
@@ -95,6 +99,15 @@ async function tcpAccepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+// The state letter in /proc/<pid>/stat: T means stopped by a signal.
+function processState(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[0] ?? '?';
+  } catch {
+    return '?';
+  }
 }
 
 async function waitUntil(
@@ -178,8 +191,17 @@ class SpawnedServer implements ManagedServer {
     this.#child = undefined;
   }
 
-  pause(): void {
+  async pause(): Promise<void> {
+    const pid = this.#child?.pid;
+    if (pid === undefined) {
+      throw new Error(`${this.name} pause failed: it is not running`);
+    }
     this.#child?.kill('SIGSTOP');
+    await waitUntil(
+      `${this.name} to stop after SIGSTOP`,
+      5000,
+      async () => processState(pid) === 'T',
+    );
   }
 
   resume(): void {
