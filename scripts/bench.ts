@@ -40,8 +40,11 @@ hideKafkaJsTimeoutWarning();
 
 const PROFILE = 'bench';
 const PORT_OFFSET = 35000;
-/** Health ports of the services: the `npm start` ports moved by the profile's offset. */
-const HEALTH_PORT_BASE = 7100 + PORT_OFFSET;
+/**
+ * Health port of the first service. It lies below Linux's default ephemeral range (32768 to
+ * 60999), where an outgoing connection's local port can take a listening port away at random.
+ */
+const HEALTH_PORT_BASE = 27100;
 const BENCHMARKS_PAGE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const COMMAND_TIMEOUT_MS = 60_000;
 const AUDIT_TIMEOUT_MS = 180_000;
@@ -184,7 +187,7 @@ async function measure(
       },
     });
     note(
-      `  ${audit.sourceMessages} records: ClickHouse ${audit.clickhouse.recordsPerSecond.toFixed(0)}/s, Kafka ${audit.kafka.recordsPerSecond.toFixed(0)}/s`,
+      `  ${audit.sourceMessages} records: writer ${audit.writer.recordsPerSecond.toFixed(0)}/s, ClickHouse ${audit.clickhouse.recordsPerSecond.toFixed(0)}/s, Kafka ${audit.kafka.recordsPerSecond.toFixed(0)}/s`,
     );
 
     note(

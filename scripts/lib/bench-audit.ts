@@ -4,9 +4,11 @@
  *
  * The writer and sinks are stopped, a burst of commands runs through policy and connector-hsm (so
  * the backlog in `KMS_AUDIT_IN` is the real mix of commands, operations and events), then the
- * sinks and the writer start again. Each sink's rate is its records over the time from the first
- * to the last of them arriving: for ClickHouse as seen by polling with `FINAL` every 100 ms, for
- * Kafka by the message timestamps the producer set. Service start-up is outside that window.
+ * sinks and the writer start again. The writer's progress comes from polling the last sequence of
+ * `KMS_AUDIT`, ClickHouse's from counting the backlog's rows with `FINAL`, both every 100 ms, and
+ * Kafka's from the message timestamps the sink's producer set. Each step's rate is its records
+ * over the time from the writer's first appended record to the step's last record, so service
+ * start-up is left out and the steps compare directly: the slowest one sets the audit trail's pace.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { recordId } from '@keytower/audit-chain';
@@ -17,10 +19,10 @@ import { queryClickHouse } from './demo-clickhouse.ts';
 import { readSiemTopic } from './demo-kafka.ts';
 import type { RunningServices } from './demo-services.ts';
 
-/** Arrival of the backlog at one sink. */
+/** Arrival of the backlog at one step: the writer's output stream or a sink. */
 export interface SinkArrival {
   records: number;
-  /** From the first to the last record arriving, in milliseconds. */
+  /** From the writer's first appended record to this step's last record, in milliseconds. */
   spanMs: number;
   recordsPerSecond: number;
   /** From the audit writer's start to the last record arriving, in milliseconds. */
@@ -31,6 +33,8 @@ export interface SinkArrival {
 export interface AuditBacklogResult {
   sourceMessages: number;
   meanRecordBytes: number;
+  /** Records appended to `KMS_AUDIT` by the writer, which both sinks consume. */
+  writer: SinkArrival;
   clickhouse: SinkArrival;
   kafka: SinkArrival;
 }
@@ -79,6 +83,62 @@ async function storedCountAfter(
   return Number(row?.records ?? 0);
 }
 
+interface ArrivalWindow {
+  first: number;
+  last: number;
+}
+
+/**
+ * Polls every 100 ms how many backlog records the writer has appended to `KMS_AUDIT` and how many
+ * ClickHouse stores, and returns when each saw its first and its last record.
+ */
+async function pollArrivals(options: {
+  descriptor: StackDescriptor;
+  admin: Bus;
+  sourceAfter: number;
+  auditAfter: number;
+  expected: number;
+  timeoutMs: number;
+}): Promise<{ writer: ArrivalWindow; clickhouse: ArrivalWindow }> {
+  const writer: Partial<ArrivalWindow> = {};
+  const clickhouse: Partial<ArrivalWindow> = {};
+  const deadline = Date.now() + options.timeoutMs;
+
+  while (Date.now() < deadline && (writer.last === undefined || clickhouse.last === undefined)) {
+    const appended =
+      (await options.admin.manager.streams.info(STREAMS.audit)).state.last_seq - options.auditAfter;
+    const stored = await storedCountAfter(options.descriptor, options.sourceAfter);
+    const now = Date.now();
+    for (const [window, count] of [
+      [writer, appended],
+      [clickhouse, stored],
+    ] as const) {
+      if (count > 0) {
+        window.first ??= now;
+      }
+      if (count >= options.expected) {
+        window.last ??= now;
+      }
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+
+  if (writer.first === undefined || writer.last === undefined) {
+    throw new Error(
+      `the audit writer did not append all ${options.expected} backlog records within ${options.timeoutMs / 1000} s`,
+    );
+  }
+  if (clickhouse.first === undefined || clickhouse.last === undefined) {
+    throw new Error(
+      `ClickHouse did not receive all ${options.expected} backlog records within ${options.timeoutMs / 1000} s`,
+    );
+  }
+  return {
+    writer: { first: writer.first, last: writer.last },
+    clickhouse: { first: clickhouse.first, last: clickhouse.last },
+  };
+}
+
 /**
  * Runs the backlog measurement. `burst` must run commands through the pipeline and resolve once
  * every one has its terminal status; the audit writer and sinks are stopped meanwhile.
@@ -112,29 +172,19 @@ export async function runAuditBacklog(options: {
     timeoutMs: options.timeoutMs,
     isComplete: (ids) => [...expectedIds].every((id) => ids.has(id)),
   });
+  // Polling starts before the writer does, so the first arrivals are seen when they happen.
+  const auditBefore = (await admin.manager.streams.info(STREAMS.audit)).state.last_seq;
+  const arrivals = pollArrivals({
+    descriptor,
+    admin,
+    sourceAfter: before,
+    auditAfter: auditBefore,
+    expected,
+    timeoutMs: options.timeoutMs,
+  });
   const writerStarted = Date.now();
   await services.restartService('audit');
-
-  let firstClickHouseAt: number | undefined;
-  let lastClickHouseAt: number | undefined;
-  const deadline = Date.now() + options.timeoutMs;
-  while (Date.now() < deadline) {
-    const stored = await storedCountAfter(descriptor, before);
-    const now = Date.now();
-    if (stored > 0 && firstClickHouseAt === undefined) {
-      firstClickHouseAt = now;
-    }
-    if (stored >= expected) {
-      lastClickHouseAt = now;
-      break;
-    }
-    await sleep(POLL_INTERVAL_MS);
-  }
-  if (firstClickHouseAt === undefined || lastClickHouseAt === undefined) {
-    throw new Error(
-      `ClickHouse did not receive all ${expected} backlog records within ${options.timeoutMs / 1000} s`,
-    );
-  }
+  const { clickhouse: clickhouseWindow, writer: writerWindow } = await arrivals;
 
   const read = await kafkaRead;
   const timestamps = [...expectedIds].map((id) => read.firstTimestamps.get(id));
@@ -145,7 +195,6 @@ export async function runAuditBacklog(options: {
     );
   }
   const kafkaTimes = timestamps as number[];
-  const firstKafkaAt = Math.min(...kafkaTimes);
   const lastKafkaAt = Math.max(...kafkaTimes);
 
   const [size] = await queryClickHouse(
@@ -156,19 +205,24 @@ export async function runAuditBacklog(options: {
   return {
     sourceMessages: expected,
     meanRecordBytes: Math.round(Number(size?.bytes ?? 0)),
-    clickhouse: arrival(expected, firstClickHouseAt, lastClickHouseAt, writerStarted),
-    kafka: arrival(expected, firstKafkaAt, lastKafkaAt, writerStarted),
+    writer: arrival(expected, writerWindow.first, writerWindow.last, writerStarted),
+    clickhouse: arrival(expected, writerWindow.first, clickhouseWindow.last, writerStarted),
+    kafka: arrival(expected, writerWindow.first, lastKafkaAt, writerStarted),
   };
 }
 
+/**
+ * Computes a step's rate over the time from the writer's first appended record to the step's last
+ * record. Every step shares that start, so a sink behind the writer never shows a higher rate.
+ */
 function arrival(
   records: number,
-  firstAt: number,
+  writerFirstAt: number,
   lastAt: number,
   writerStarted: number,
 ): SinkArrival {
   // Never below one polling interval, so a backlog that lands in one poll does not divide by zero.
-  const spanMs = Math.max(lastAt - firstAt, POLL_INTERVAL_MS);
+  const spanMs = Math.max(lastAt - writerFirstAt, POLL_INTERVAL_MS);
   return {
     records,
     spanMs,

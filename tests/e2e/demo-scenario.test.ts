@@ -20,7 +20,7 @@ import { startServices, type RunningServices } from '../../scripts/lib/demo-serv
 // eslint-disable-next-line @nx/enforce-module-boundaries -- see above
 import { REPO_ROOT } from '../../scripts/lib/repo.ts';
 
-/** Health ports of this suite's services: clear of `npm start` (7100…) and of the bench (42100…). */
+/** Health ports of this suite's services: clear of `npm start` (7100…) and of the bench (27100…). */
 const HEALTH_PORT_BASE = 17150;
 
 describe('demo scenario on the test stack', { timeout: 300_000 }, () => {

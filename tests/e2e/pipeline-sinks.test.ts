@@ -42,7 +42,7 @@ import { runStack } from '../../scripts/lib/stack-command.ts';
 const COMMANDS = 500;
 const CONCURRENCY = 8;
 /** Health ports of this suite's services: clear of `npm start`, the bench and the demo suite. */
-const HEALTH_PORT_BASE = 17160;
+const HEALTH_PORT_BASE = 17170;
 const DELIVERY_TIMEOUT_MS = 180_000;
 const NATS_BASE_PORT = 4222;
 
