@@ -10,6 +10,7 @@
  *
  * The stack and services are stopped at the end, also when a measurement fails.
  */
+import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -142,7 +143,7 @@ async function measure(
         }
       }
       note(
-        `  ${direct.keysPerSecond.toFixed(1)} keys/s, p50 ${direct.latency.p50Ms.toFixed(1)} ms, p99 ${direct.latency.p99Ms.toFixed(1)} ms`,
+        `  ${direct.keysPerSecond.toFixed(1)} keys/s, p50 ${direct.latency.p50Ms.toFixed(1)} ms, p99 ${direct.latency.p99Ms.toFixed(1)} ms, ${direct.succeeded} succeeded${Object.keys(direct.failures).length > 0 ? `, failed: ${JSON.stringify(direct.failures)}` : ''}`,
       );
       note(`lifecycle, ${concurrency} in flight: ${count} create commands through keytower`);
       const pipeline = await runPipelineLoop(client, {
@@ -249,6 +250,12 @@ async function main(): Promise<number> {
       void stopEverything().then(() => process.exit(130));
     });
   }
+
+  // Each run starts from an empty token and empty streams: SoftHSM2 slows down as objects pile up
+  // on the token, so figures from a reused profile would depend on how often it ran before.
+  note(`removing the ${PROFILE} profile's data from earlier runs`);
+  await runStack('down', PROFILE, PORT_OFFSET);
+  rmSync(join(REPO_ROOT, '.data', PROFILE), { recursive: true, force: true });
 
   note(`bringing up the ${PROFILE} stack (port offset ${PORT_OFFSET})`);
   if ((await runStack('up', PROFILE, PORT_OFFSET)) !== 0) {

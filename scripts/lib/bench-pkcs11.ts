@@ -24,6 +24,12 @@ export interface DirectLoopResult {
   elapsedMs: number;
   keysPerSecond: number;
   latency: LatencySummary;
+  /** Objects on the token before the loop began; SoftHSM2 searches all of them on every find. */
+  tokenObjectsBefore: number;
+  /** Keys generated and read back; the rate and latencies count only these. */
+  succeeded: number;
+  /** Failed iterations by PKCS#11 return value name, for example `CKR_GENERAL_ERROR: 1`. */
+  failures: Record<string, number>;
 }
 
 // Attributes read back after generation, as the connector does to report native state.
@@ -72,6 +78,34 @@ function findByLabel(module: pkcs11.PKCS11, session: Handle, label: string): Han
   }
 }
 
+function pkcs11ErrorName(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'number') {
+    return error instanceof Error ? error.message : String(error);
+  }
+  const name = Object.entries(pkcs11).find(
+    ([key, value]) => key.startsWith('CKR_') && value === code,
+  )?.[0];
+  return name ?? `CKR 0x${code.toString(16)}`;
+}
+
+function countObjects(module: pkcs11.PKCS11, session: Handle): number {
+  module.C_FindObjectsInit(session, []);
+  try {
+    let count = 0;
+    for (
+      let batch = module.C_FindObjects(session, 1000);
+      batch.length > 0;
+      batch = module.C_FindObjects(session, 1000)
+    ) {
+      count += batch.length;
+    }
+    return count;
+  } finally {
+    module.C_FindObjectsFinal(session);
+  }
+}
+
 function findSlot(module: pkcs11.PKCS11, tokenLabel: string): Handle {
   for (const slot of module.C_GetSlotList(true)) {
     // Token labels are padded with spaces to 32 bytes.
@@ -85,7 +119,8 @@ function findSlot(module: pkcs11.PKCS11, tokenLabel: string): Handle {
 /**
  * Generates `keys` AES-256 token keys with `concurrency` keys in flight on at most
  * {@link DIRECT_LOOP_SESSIONS} sessions, then destroys them (untimed) so the token holds only what
- * keytower made. The PIN is read from the stack's PIN file and never printed.
+ * keytower made. A failed iteration is counted by its PKCS#11 return value and the loop goes on.
+ * The PIN is read from the stack's PIN file and never printed.
  */
 export async function runDirectLoop(
   descriptor: StackDescriptor,
@@ -98,7 +133,7 @@ export async function runDirectLoop(
   module.C_Initialize({ flags: pkcs11.CKF_OS_LOCKING_OK });
 
   const sessions: Handle[] = [];
-  const created: Array<{ session: Handle; handle: Handle }> = [];
+  const labels: string[] = [];
   try {
     const slot = findSlot(module, descriptor.hsm.tokenLabel);
     const pin = readFileSync(descriptor.hsm.pinFile, 'utf8').trim();
@@ -107,8 +142,10 @@ export async function runDirectLoop(
     }
     // Login belongs to the token, so one C_Login covers every session of this application.
     module.C_Login(sessions[0] as Handle, pkcs11.CKU_USER, pin);
+    const tokenObjectsBefore = countObjects(module, sessions[0] as Handle);
 
     const latencies: number[] = [];
+    const failures: Record<string, number> = {};
     const idle = [...sessions];
     const sessionFreed: Array<() => void> = [];
     const takeSession = async (): Promise<Handle> => {
@@ -123,6 +160,7 @@ export async function runDirectLoop(
       const begin = performance.now();
       const session = await takeSession();
       const label = `bench_${options.runId}_${index}/v1`;
+      labels.push(label);
       try {
         if (findByLabel(module, session, label).length > 0) {
           throw new Error(`object ${label} already exists on the token`);
@@ -137,8 +175,11 @@ export async function runDirectLoop(
           handle,
           READ_BACK.map((type) => ({ type })),
         );
-        created.push({ session, handle });
         latencies.push(performance.now() - begin);
+      } catch (error) {
+        // A failed call is part of the result, as a failed operation is for the connector.
+        const name = pkcs11ErrorName(error);
+        failures[name] = (failures[name] ?? 0) + 1;
       } finally {
         idle.push(session);
         sessionFreed.shift()?.();
@@ -150,12 +191,21 @@ export async function runDirectLoop(
       keys: options.keys,
       concurrency: options.concurrency,
       elapsedMs,
-      keysPerSecond: (options.keys * 1000) / elapsedMs,
+      keysPerSecond: (latencies.length * 1000) / elapsedMs,
       latency: summarizeLatencies(latencies),
+      tokenObjectsBefore,
+      succeeded: latencies.length,
+      failures,
     };
   } finally {
-    for (const { session, handle } of created) {
-      module.C_DestroyObject(session, handle);
+    // Found again by label, because a handle returned next to a failed call may no longer be valid.
+    const cleanupSession = sessions[0];
+    if (cleanupSession !== undefined) {
+      for (const label of labels) {
+        for (const handle of findByLabel(module, cleanupSession, label)) {
+          module.C_DestroyObject(cleanupSession, handle);
+        }
+      }
     }
     for (const session of sessions) {
       module.C_CloseSession(session);

@@ -130,12 +130,15 @@ export function formatMarkdownSection(results: BenchResults): string {
     const failures = Object.entries(pipeline.unsuccessful).map(
       ([status, count]) => `${count} ${status}`,
     );
+    const directFailures = Object.entries(direct.failures)
+      .map(([name, count]) => `, ${count} ${name}`)
+      .join('');
     const crashes =
       level.directCrashes.length === 0
         ? ''
         : ` The direct loop crashed ${level.directCrashes.length} time(s) first and was run again: ${level.directCrashes.join('; ')}.`;
     details.push(
-      `- ${level.concurrency} in flight: ${pipeline.commands} commands in ${fixed(pipeline.elapsedMs / 1000, 2)} s (${pipeline.succeeded} succeeded${failures.length > 0 ? `, ${failures.join(', ')}` : ''}), max latency ${fixed(pipeline.latency.maxMs)} ms; direct loop ${direct.keys} keys in ${fixed(direct.elapsedMs / 1000, 2)} s, max ${fixed(direct.latency.maxMs)} ms.${crashes}`,
+      `- ${level.concurrency} in flight: ${pipeline.commands} commands in ${fixed(pipeline.elapsedMs / 1000, 2)} s (${pipeline.succeeded} succeeded${failures.length > 0 ? `, ${failures.join(', ')}` : ''}), max latency ${fixed(pipeline.latency.maxMs)} ms; direct loop ${direct.keys} keys in ${fixed(direct.elapsedMs / 1000, 2)} s (${direct.succeeded} succeeded${directFailures}) with ${direct.tokenObjectsBefore} objects on the token before it, max ${fixed(direct.latency.maxMs)} ms.${crashes}`,
     );
   }
   details.push(
