@@ -33,27 +33,30 @@ const DOC_HEADER = `# Benchmarks
 Measured figures of keytower on one machine, newest last. Each section records the exact
 command, the machine, its load and the date, so figures from different machines or busy hours
 are not compared by accident. \`npm run bench\` (or \`npm run bench -- --quick\`) appends a
-section; older sections stay as they were. Tests never assert speed: figures and any targets
-belong on this page.
+section; older sections stay as they were. Every run starts from an empty \`bench\` stack profile
+(fresh token, streams and tables, ports + 35000) and takes it down at the end. Tests never assert
+speed: figures and any targets belong on this page.
 
 What is measured:
 
-- **Lifecycle commands**: \`create AES_256\` commands on the HSM provider (SoftHSM2), published as a
-  client publishes them and timed from the publish until the command's status in \`kms_commands\` is
-  terminal: policy's decision and admission, connector-hsm's PKCS#11 work, the outcome event, and
-  policy's projection. The baseline is a direct PKCS#11 loop doing the same token work through
-  pkcs11js (look for the label, generate the key with the same attributes, read its attributes
-  back) with no bus, with the same number of commands in flight on at most 4 sessions, the size of
-  connector-hsm's default session pool. The direct loop runs first at each level and destroys its
-  keys afterwards, so both loops find the same number of objects on the token.
+- **Lifecycle commands**: \`create AES_256\` commands on the HSM provider (SoftHSM2), published the
+  way a client publishes them. Each is timed from the publish until its status in \`kms_commands\`
+  is terminal, which covers policy's decision and admission, connector-hsm's PKCS#11 work, the
+  outcome event and policy's projection. The baseline is a direct PKCS#11 loop through pkcs11js
+  with no bus. It does the same token work: look for the label, generate the key with the same
+  attributes, read its attributes back. It keeps the same number of commands in flight on at most
+  4 sessions, the size of connector-hsm's default session pool. The direct loop runs first at
+  each level and destroys its keys afterwards, so both loops find the same number of objects on
+  the token.
 - **Audit records to the sinks**: with the audit writer and both sinks stopped, a burst of commands
   runs through policy and connector-hsm; then the sinks and the writer start and drain the backlog.
-  Each step's rate is records over the time from the writer's first appended record to that step's
-  last record: the writer's by polling the last sequence of \`KMS_AUDIT\` (which both sinks read),
-  ClickHouse's by counting rows with \`FINAL\`, both every 100 ms, and Kafka's by the timestamps the
-  sink's producer set. The baseline is one publisher and one consumer moving messages of the mean
-  record size through a file-backed JetStream stream on the same server, with message ids and
-  explicit acks: the raw JetStream publish-and-consume ceiling, the fastest of three rounds.
+  Each step's rate is its records over the time from the writer's first appended record to the
+  step's last record. The writer's progress comes from polling the last sequence of \`KMS_AUDIT\`
+  (which both sinks read) and ClickHouse's from counting rows with \`FINAL\`, both every 100 ms.
+  Kafka's comes from the timestamps the sink's producer set. The baseline is one publisher and one
+  consumer moving messages of the mean record size through a file-backed JetStream stream on the
+  same server, with message ids and explicit acks: the raw JetStream publish-and-consume ceiling,
+  the fastest of three rounds.
 `;
 
 function fixed(value: number, digits = 1): string {
