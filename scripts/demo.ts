@@ -12,6 +12,7 @@ import { startServices, type RunningServices } from './lib/demo-services.ts';
 import { hideKafkaJsTimeoutWarning } from './lib/demo-kafka.ts';
 import { requireNode24 } from './lib/node-version.ts';
 import { REPO_ROOT } from './lib/repo.ts';
+import { localAllowList } from './lib/services.ts';
 import { runStack } from './lib/stack-command.ts';
 
 requireNode24();
@@ -46,6 +47,16 @@ function stopEverything(): Promise<void> {
     }
   })();
   return stopping;
+}
+
+/** `npm start`'s allow-list plus the demo's actor, so the operator's own CLI commands work too. */
+function demoAllowList(): string {
+  const local = localAllowList();
+  const entries = local.split(';').map((entry) => entry.trim());
+  if (entries.some((entry) => entry.startsWith(`${DEMO_ACTOR}=`))) {
+    return local;
+  }
+  return [...entries.filter((entry) => entry !== ''), `${DEMO_ACTOR}=*`].join(';');
 }
 
 function printSummary(report: DemoScenarioReport, totalSeconds: number): void {
@@ -103,7 +114,7 @@ async function main(): Promise<number> {
     services = await startServices({
       descriptor,
       logDir: LOG_DIR,
-      extraEnvironment: { policy: { KEYTOWER_POLICY_ALLOW: `${DEMO_ACTOR}=*` } },
+      extraEnvironment: { policy: { KEYTOWER_POLICY_ALLOW: demoAllowList() } },
     });
     for (const service of services.processes) {
       note(
