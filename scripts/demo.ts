@@ -1,9 +1,9 @@
 /**
- * `npm run demo`: brings up the `dev` stack and every keytower service like `npm start`, runs the
- * demo scenario through the real `keytower` CLI (three HSM keys, a rotation, a disabled version, a
- * scheduled destruction, the inventory), checks that every audit record of the scenario reached
- * ClickHouse and the Kafka SIEM topic and that the audit chain verifies, prints a summary, and stops
- * what it started. Exits 0 only when every step passed; otherwise 1, naming the failing step.
+ * `npm run demo`: brings up the `dev` stack and every keytower service like `npm start`. It runs the
+ * demo scenario through the real `keytower` CLI: three HSM keys, a rotation, a disabled version, a
+ * scheduled destruction and the inventory. Then it checks that every audit record of the scenario
+ * reached ClickHouse and the Kafka SIEM topic and that the audit chain verifies, prints a summary,
+ * and stops what it started. It exits 0 only when every step passed, otherwise 1 naming the step.
  */
 import { join } from 'node:path';
 import { readStackDescriptor } from '@keytower/config';

@@ -18,7 +18,7 @@ let warningFilterInstalled = false;
 
 /**
  * KafkaJS 2.2.4 schedules a negative timeout on Node 24, which prints a harmless
- * `TimeoutNegativeWarning` per client; this hides only that warning so the demo transcript stays
+ * `TimeoutNegativeWarning` per client. This hides only that warning so the demo transcript stays
  * readable. Every other warning still reaches the listeners that were installed before.
  */
 export function hideKafkaJsTimeoutWarning(): void {
@@ -53,7 +53,7 @@ export function recordIdOfSiemMessage(value: Buffer | null): string | undefined 
 
 /**
  * Consumes the SIEM topic from the beginning in a consumer group of its own until `isComplete`
- * returns true for the ids read so far, or `timeoutMs` passes; then leaves the group.
+ * returns true for the ids read so far, or `timeoutMs` passes. It leaves the group before it returns.
  */
 export async function readSiemTopic(
   descriptor: StackDescriptor,

@@ -1,8 +1,8 @@
 /**
  * The demo scenario, shared by `npm run demo` (on the `dev` stack) and
- * `tests/e2e/demo-scenario.test.ts` (on the `test` stack): key lifecycle commands through the real
- * `keytower` CLI, then proof that every audit record they caused reached ClickHouse and the Kafka
- * SIEM topic and that the audit chain verifies.
+ * `tests/e2e/demo-scenario.test.ts` (on the `test` stack). It sends key lifecycle commands through
+ * the real `keytower` CLI. Then it proves that every audit record they caused reached ClickHouse
+ * and the Kafka SIEM topic, and that the audit chain verifies.
  *
  * The services (policy, connector-hsm, audit and both sinks) must already run on the stack.
  */
@@ -43,7 +43,7 @@ export interface DemoKeys {
   rsaSigning: string;
 }
 
-/** What the scenario did and checked; `ok` is true only when every step passed. */
+/** Report of the steps run and checked; `ok` is true only when every step passed. */
 export interface DemoScenarioReport {
   ok: boolean;
   /** The step that failed, when one did. */
@@ -193,7 +193,7 @@ export async function runDemoScenario(options: DemoScenarioOptions): Promise<Dem
       const primary = output.key?.primaryVersion;
       if (primary !== 2) {
         throw new StepFailure(
-          `expected version 2 to be primary after the rotation, the inventory says ${primary ?? 'none'}`,
+          `expected version 2 to be primary after the rotation, the inventory shows ${primary ?? 'none'}`,
         );
       }
       return `version 2 is primary (command ${output.commandId})`;
@@ -204,7 +204,7 @@ export async function runDemoScenario(options: DemoScenarioOptions): Promise<Dem
       const version = output.key?.versions.find((entry) => entry.version === 1);
       if (version?.state !== 'disabled') {
         throw new StepFailure(
-          `expected version 1 to be disabled, the inventory says ${version?.state ?? 'no such version'}`,
+          `expected version 1 to be disabled, the inventory shows ${version?.state ?? 'no such version'}`,
         );
       }
       return `version 1 is disabled, version 2 stays primary (command ${output.commandId})`;
@@ -214,7 +214,7 @@ export async function runDemoScenario(options: DemoScenarioOptions): Promise<Dem
       const output = await submit(['keys', 'schedule-destroy', required(keys.ecSigning)]);
       if (output.key?.state !== 'pending-destruction' || output.key.destroyAfter === null) {
         throw new StepFailure(
-          `expected state pending-destruction with a destroy time, the inventory says ${output.key?.state ?? 'nothing'}`,
+          `expected state pending-destruction with a destroy time, the inventory shows ${output.key?.state ?? 'nothing'}`,
         );
       }
       return `pending destruction until ${output.key.destroyAfter} (command ${output.commandId})`;
