@@ -113,6 +113,17 @@ async function undelivered(admin: Bus, durable: string): Promise<number> {
   return info.num_pending + info.num_ack_pending;
 }
 
+/** Waits until a sink has acknowledged every audit record, and returns what it still had left. */
+async function waitUntilDelivered(admin: Bus, durable: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let left = await undelivered(admin, durable);
+  while (left > 0 && Date.now() < deadline) {
+    await sleep(500);
+    left = await undelivered(admin, durable);
+  }
+  return left;
+}
+
 /** Runs the commands and returns the audit record ids they must produce. */
 async function runBatch(
   { client, admin }: { client: Bus; admin: Bus },
@@ -239,15 +250,19 @@ describe('pipeline with an audit store down', { timeout: 900_000 }, () => {
     await stopServer(descriptor, 'clickhouse');
     let batch: Batch;
     let heldBack: number;
+    let otherLeft: number;
     try {
       batch = await runBatch(connections(), 'ch-down');
       heldBack = await undelivered(connections().admin, DURABLES.sinkClickhouse);
+      // One store down must not stall the other sink.
+      otherLeft = await waitUntilDelivered(connections().admin, DURABLES.sinkKafka, 60_000);
     } finally {
       await restartStack(descriptor);
     }
 
     batches.push(batch);
     assert.ok(heldBack > 0, 'the sink had nothing waiting, so ClickHouse was not really down');
+    assert.equal(otherLeft, 0, 'the Kafka sink fell behind while ClickHouse was down');
     // Each create causes at least its command, its operation and its outcome event.
     assert.ok(
       batch.expectedIds.size >= COMMANDS * 3,
@@ -272,15 +287,19 @@ describe('pipeline with an audit store down', { timeout: 900_000 }, () => {
     await stopServer(descriptor, 'kafka');
     let batch: Batch;
     let heldBack: number;
+    let otherLeft: number;
     try {
       batch = await runBatch(connections(), 'kafka-down');
       heldBack = await undelivered(connections().admin, DURABLES.sinkKafka);
+      // One store down must not stall the other sink.
+      otherLeft = await waitUntilDelivered(connections().admin, DURABLES.sinkClickhouse, 60_000);
     } finally {
       await restartStack(descriptor);
     }
 
     batches.push(batch);
     assert.ok(heldBack > 0, 'the sink had nothing waiting, so Kafka was not really down');
+    assert.equal(otherLeft, 0, 'the ClickHouse sink fell behind while Kafka was down');
     assert.ok(
       batch.expectedIds.size >= COMMANDS * 3,
       `only ${batch.expectedIds.size} source messages`,
