@@ -1,7 +1,7 @@
 /**
  * Reads the audit store in ClickHouse over its HTTP interface. Every read uses `FINAL`, because
  * the sinks deliver at least once and ReplacingMergeTree collapses repeated rows only when it
- * merges; `FINAL` shows each record once before that.
+ * merges. `FINAL` shows each record once before that.
  *
  * Queries are plain SQL text: ClickHouse 18.16 has no query parameters, so every value placed in
  * a query is first checked against the strict shape of a key id or record id.
