@@ -3,8 +3,8 @@
  * the sinks deliver at least once and ReplacingMergeTree collapses repeated rows only when it
  * merges. `FINAL` shows each record once before that.
  *
- * Queries are plain SQL text: ClickHouse 18.16 has no query parameters, so every value placed in
- * a query is first checked against the strict shape of a key id or record id.
+ * Queries are plain SQL text, because ClickHouse 18.16 has no query parameters. So every value
+ * placed in a query is a number or a key id first checked against its strict shape.
  */
 import type { StackDescriptor } from '@keytower/config';
 
