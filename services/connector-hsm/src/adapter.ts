@@ -18,6 +18,7 @@ import type {
 import type { Pkcs11Client } from './client.ts';
 import { ckrCode, ckrName, mapPkcs11Error } from './errors.ts';
 import { describeObject, findVersionObjects, readObject, scanKeyObjects } from './objects.ts';
+import { GenerationLock } from './generation-lock.ts';
 import type { VersionObject } from './objects.ts';
 import {
   ATTRIBUTE_NAMES,
@@ -48,6 +49,7 @@ interface AttributeChange {
 export class HsmKeyProvider implements KeyProvider {
   readonly provider = 'hsm' as const;
   readonly #client: Pkcs11Client;
+  readonly #generation = new GenerationLock();
 
   constructor(options: HsmKeyProviderOptions) {
     this.#client = options.client;
@@ -211,17 +213,18 @@ export class HsmKeyProvider implements KeyProvider {
 
     let handles: Handle[];
     try {
-      if (plan.kind === 'secret') {
-        handles = [await module.C_GenerateKeyAsync(session, plan.mechanism, plan.template)];
-      } else {
+      handles = await this.#generation.run(async () => {
+        if (plan.kind === 'secret') {
+          return [await module.C_GenerateKeyAsync(session, plan.mechanism, plan.template)];
+        }
         const pair = await module.C_GenerateKeyPairAsync(
           session,
           plan.mechanism,
           plan.publicTemplate,
           plan.privateTemplate,
         );
-        handles = [pair.privateKey, pair.publicKey];
-      }
+        return [pair.privateKey, pair.publicKey];
+      });
     } catch (error) {
       throw mapPkcs11Error(error, plan.kind === 'secret' ? 'C_GenerateKey' : 'C_GenerateKeyPair');
     }

@@ -158,6 +158,9 @@ export const CLASS_BY_CKR: ReadonlyArray<[ErrorClass, string[]]> = [
   [
     UnavailableError,
     [
+      // A token's unexplained failure is retried a bounded number of times: every lifecycle call is
+      // idempotent per key id and version, so a repeat finds what a failed attempt made.
+      'CKR_GENERAL_ERROR',
       'CKR_DEVICE_ERROR',
       'CKR_DEVICE_MEMORY',
       'CKR_DEVICE_REMOVED',

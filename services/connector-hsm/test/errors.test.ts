@@ -32,6 +32,7 @@ describe('CKR mapping', () => {
       [pkcs11.CKR_MECHANISM_INVALID, NotSupportedError],
       [pkcs11.CKR_TEMPLATE_INCONSISTENT, CryptoRejectedError],
       [pkcs11.CKR_DEVICE_ERROR, UnavailableError],
+      [pkcs11.CKR_GENERAL_ERROR, UnavailableError],
       [pkcs11.CKR_SESSION_HANDLE_INVALID, UnavailableError],
     ] as const;
 
