@@ -1,6 +1,6 @@
 /**
- * Runs key generations on one token one at a time. SoftHSM 2.6.1 answered C_GenerateKey with
- * CKR_GENERAL_ERROR now and then when several generations ran at once on this machine's tests and
+ * Runs key generations on one token one at a time. SoftHSM 2.6.1 returned CKR_GENERAL_ERROR from C_GenerateKey
+ * now and then when several generations ran at once on this machine's tests and
  * benchmark, so the connector never overlaps them. Signing and reads still run concurrently.
  */
 export class GenerationLock {
