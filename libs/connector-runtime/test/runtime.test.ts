@@ -23,8 +23,8 @@ import {
   natsEnvironment,
   quietLogger,
   waitForEvents,
-} from './support/nats.ts';
-import type { NatsEnvironment } from './support/nats.ts';
+} from '@keytower/testkit';
+import type { NatsEnvironment } from '@keytower/testkit';
 
 /**
  * A provider whose createKey results are scripted per call, so the runtime's retry, failure and

@@ -25,8 +25,8 @@ import { HSM_CAPABILITIES } from '@keytower/provider';
 import { HsmKeyProvider } from '../src/adapter.ts';
 import { openPkcs11Client } from '../src/client.ts';
 import type { Pkcs11Client } from '../src/client.ts';
-import { connectAs, countEvents, natsEnvironment, waitForEvents } from './nats.ts';
-import type { NatsEnvironment } from './nats.ts';
+import { connectAs, countEvents, natsEnvironment, waitForEvents } from '@keytower/testkit';
+import type { NatsEnvironment } from '@keytower/testkit';
 import {
   SOFTHSM_MODULE,
   createTestToken,

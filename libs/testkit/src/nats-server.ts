@@ -1,6 +1,4 @@
-// A copy of libs/connector-runtime/test/support/nats.ts, because test folders of other
-// packages cannot be imported.
-// A NATS server for connector tests: the test stack's when KEYTOWER_STACK_FILE is set,
+// A NATS server for package tests: the test stack's when KEYTOWER_STACK_FILE is set,
 // otherwise a private nats-server on 127.0.0.1:34222 (a free port when that one is taken)
 // with the users and permissions generated from the contracts and the topology provisioned.
 
