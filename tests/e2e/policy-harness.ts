@@ -6,15 +6,16 @@
 // topology with `provision()`, exactly as the local stack does.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { connectBus, provision, type Bus } from '@keytower/bus';
-import { readStackDescriptor } from '@keytower/config';
+import { type Bus } from '@keytower/bus';
+import {
+  connectAs,
+  type Credential,
+  natsEnvironment as startNatsEnvironment,
+  type NatsEnvironment,
+} from '@keytower/testkit';
 import {
   BUCKETS,
   buildEnvelope,
@@ -24,148 +25,21 @@ import {
   type Envelope,
   type KeyAction,
   messageTypes,
-  NATS_USERS,
   newCommandId,
-  passwordVariable,
-  renderAuthorizationConf,
   STREAMS,
   subjects,
-  topology,
 } from '@keytower/contracts';
-import { createLogger, type Logger } from '@keytower/telemetry';
 import { DeliverPolicy } from '@nats-io/jetstream';
 
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
-const NATS_SERVER = join(homedir(), '.cache/keytower/nats-server-2.15.3/nats-server');
 const PREFERRED_PORT = 54222;
-
-export interface Credential {
-  user: string;
-  password: string;
-}
-
-/** A NATS server with keytower's users and topology, owned by the suite or by the test stack. */
-export interface NatsEnvironment {
-  url: string;
-  users: Record<string, Credential>;
-  /** Stops the server when the suite started it; does nothing for the test stack. */
-  stop(): Promise<void>;
-}
-
-function quietLogger(): Logger {
-  return createLogger({ service: 'e2e', level: 'warn', destination: process.stderr });
-}
-
-async function isPortFree(port: number): Promise<boolean> {
-  return await new Promise((resolvePort) => {
-    const probe = createServer();
-    probe.once('error', () => resolvePort(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolvePort(true)));
-  });
-}
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
 
 /** Returns the test stack's NATS when `KEYTOWER_STACK_FILE` is set, else starts a private one. */
 export async function natsEnvironment(): Promise<NatsEnvironment> {
-  if (process.env.KEYTOWER_STACK_FILE) {
-    const stack = readStackDescriptor();
-    return { url: stack.nats.url, users: stack.nats.users, stop: async () => undefined };
-  }
-  return await startPrivateNats();
+  return await startNatsEnvironment({ preferredPort: PREFERRED_PORT });
 }
 
-async function startPrivateNats(): Promise<NatsEnvironment> {
-  const dir = mkdtempSync(join(tmpdir(), 'keytower-policy-e2e-'));
-  const port = (await isPortFree(PREFERRED_PORT)) ? PREFERRED_PORT : await freePort();
-  const url = `nats://127.0.0.1:${port}`;
-  const users: Record<string, Credential> = {};
-  const env: Record<string, string> = {};
-  for (const user of NATS_USERS) {
-    const password = randomBytes(12).toString('hex');
-    users[user] = { user, password };
-    env[passwordVariable(user)] = password;
-  }
-  const configPath = join(dir, 'nats.conf');
-  writeFileSync(
-    configPath,
-    [
-      `listen: "127.0.0.1:${port}"`,
-      `jetstream { store_dir: ${JSON.stringify(join(dir, 'store'))} }`,
-      renderAuthorizationConf(),
-    ].join('\n'),
-  );
-
-  const child = spawn(NATS_SERVER, ['-c', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-
-  async function stop(): Promise<void> {
-    if (child.exitCode === null) {
-      const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }
-
-  const admin = users.admin as Credential;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`nats-server exited with code ${child.exitCode}:\n${output}`);
-    }
-    try {
-      const bus = await connectBus({
-        servers: url,
-        ...admin,
-        name: 'e2e-provision',
-        logger: quietLogger(),
-      });
-      try {
-        await provision(bus.connection, topology, { logger: quietLogger() });
-      } finally {
-        await bus.close();
-      }
-      break;
-    } catch (error) {
-      if (Date.now() > deadline) {
-        await stop();
-        throw new Error(
-          `nats-server at ${url} was not ready within 10 s: ${String(error)}\n${output}`,
-        );
-      }
-      await sleep(200);
-    }
-  }
-  return { url, users, stop };
-}
-
-/** Connects as one of the environment's users. */
-export async function connectAs(environment: NatsEnvironment, user: string): Promise<Bus> {
-  const credential = environment.users[user];
-  if (credential === undefined) {
-    throw new Error(`the NATS environment has no user "${user}"`);
-  }
-  return await connectBus({
-    servers: environment.url,
-    user: credential.user,
-    password: credential.password,
-    name: `e2e-${user}`,
-    logger: quietLogger(),
-  });
-}
+export { connectAs, type Credential, type NatsEnvironment };
 
 /** A service process started by a suite. */
 export interface ServiceProcess {

@@ -24,7 +24,8 @@ import type { Envelope } from '@keytower/contracts';
 import { pino } from 'pino';
 
 const NATS_SERVER = join(homedir(), '.cache/keytower/nats-server-2.15.3/nats-server');
-const PREFERRED_PORT = 34222;
+/** The port a private server takes unless the caller names another; a free port when taken. */
+const DEFAULT_PORT = 34222;
 
 export const quietLogger = pino({ level: 'silent' });
 
@@ -63,14 +64,17 @@ async function freePort(): Promise<number> {
 }
 
 /** Returns the test stack's NATS when KEYTOWER_STACK_FILE is set, else starts a private one. */
-export async function natsEnvironment(): Promise<NatsEnvironment> {
+export async function natsEnvironment(
+  options: { preferredPort?: number } = {},
+): Promise<NatsEnvironment> {
   if (process.env.KEYTOWER_STACK_FILE) {
     const stack = readStackDescriptor();
     return { url: stack.nats.url, users: stack.nats.users, stop: async () => undefined };
   }
 
-  const dir = mkdtempSync(join(tmpdir(), 'keytower-connector-nats-'));
-  const port = (await isPortFree(PREFERRED_PORT)) ? PREFERRED_PORT : await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'keytower-test-nats-'));
+  const preferred = options.preferredPort ?? DEFAULT_PORT;
+  const port = (await isPortFree(preferred)) ? preferred : await freePort();
   const url = `nats://127.0.0.1:${port}`;
   const users: Record<string, Credential> = {};
   const env: Record<string, string> = {};
