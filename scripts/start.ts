@@ -133,13 +133,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
   const upCode = await runStack('up', PROFILE);
+  if (stopping) {
+    // A signal arrived during start-up, and its handler takes the stack down.
+    return;
+  }
   if (upCode !== 0) {
     note(`the ${PROFILE} stack did not come up (exit code ${upCode}); see the lines above`);
     await runStack('down', PROFILE);
     process.exit(1);
-  }
-  if (stopping) {
-    return;
   }
 
   const descriptor = readStackDescriptor(PROFILE);
