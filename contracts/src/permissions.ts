@@ -23,6 +23,8 @@ interface UserGrant {
   writesBuckets: string[];
   /** Streams the user may read with ephemeral ordered consumers (watching, tailing). */
   readsStreams: string[];
+  /** Streams the user may read single messages from, by sequence, without creating consumers. */
+  readsMessages?: string[];
 }
 
 /** Returns the reply-inbox prefix a user's connections must use (`inboxPrefix` in nats.js). */
@@ -101,6 +103,8 @@ const GRANTS: UserGrant[] = [
     readsBuckets: [BUCKETS.commands, BUCKETS.inventory, BUCKETS.capabilities, BUCKETS.auditHead],
     writesBuckets: [],
     readsStreams: [STREAMS.audit, STREAMS.events],
+    // A resend with a reused command id is compared with the original stored in KMS_COMMANDS.
+    readsMessages: [STREAMS.commands],
   },
 ];
 
@@ -187,6 +191,7 @@ export function userPermissions(): UserPermissions[] {
         ...streamRead(stream),
         ...orderedConsumers(stream),
       ]),
+      ...(grant.readsMessages ?? []).flatMap(streamRead),
     ]);
     return {
       user: grant.user,
