@@ -4,6 +4,7 @@ import {
   type CommandStatusEntry,
   commandStatusEntrySchema,
   deriveKeyId,
+  type Envelope,
   type InventoryEntry,
   inventoryEntrySchema,
   isTerminalStatus,
@@ -15,6 +16,7 @@ import {
 import type { Bus } from '@keytower/bus';
 import type { KV } from '@nats-io/kv';
 import { CliError, EXIT_CODES, type ExitCode } from './errors.ts';
+import { assertStatusMatches, assertStoredCommandMatches, statusBelongsToOther } from './reuse.ts';
 
 /** CloudEvents `source` of every command the CLI publishes. */
 export const CLI_SOURCE = 'keytower/cli';
@@ -51,7 +53,9 @@ export interface SubmitResult {
  *
  * The watch on the command's own `kms_commands` entry starts before the publish, so a status
  * written moments after the publish is never missed. A duplicate publish acknowledgement is
- * reported in the result; the watch still returns the first submission's outcome.
+ * reported in the result, and the watch returns the first submission's outcome, but only after
+ * the checks in reuse.ts found that the first submission was this same command. Otherwise a
+ * `UsageError` names the command that owns the id.
  */
 export async function submitCommand(bus: Bus, options: SubmitOptions): Promise<SubmitResult> {
   const commandId = options.commandId ?? newCommandId();
@@ -71,8 +75,17 @@ export async function submitCommand(bus: Bus, options: SubmitOptions): Promise<S
   });
 
   const statuses = await bus.kv(BUCKETS.commands);
+  if (options.commandId !== undefined) {
+    // Past the JetStream duplicate window the publish is stored again, so only the status
+    // entry shows that the id is taken.
+    const earlier = await readStatusEntry(statuses, commandId);
+    if (earlier !== null) {
+      assertStatusMatches(earlier, envelope);
+    }
+  }
+
   const watch = await statuses.watch({ key: commandId });
-  const outcome = waitForTerminalStatus(watch, options.timeoutSeconds * 1000);
+  const outcome = waitForTerminalStatus(watch, envelope, options.timeoutSeconds * 1000);
 
   let ack;
   try {
@@ -84,8 +97,20 @@ export async function submitCommand(bus: Bus, options: SubmitOptions): Promise<S
       cause: error,
     });
   }
+  if (ack.duplicate) {
+    try {
+      await assertStoredCommandMatches(bus, ack.seq, envelope);
+    } catch (error) {
+      watch.stop();
+      await outcome;
+      throw error;
+    }
+  }
 
-  const { status, timedOut } = await outcome;
+  const { status, timedOut, otherCommand } = await outcome;
+  if (otherCommand !== null) {
+    assertStatusMatches(otherCommand, envelope);
+  }
   const key = status?.status === 'succeeded' ? await readInventoryEntry(bus, keyId) : null;
   return {
     commandId,
@@ -98,12 +123,33 @@ export async function submitCommand(bus: Bus, options: SubmitOptions): Promise<S
   };
 }
 
+async function readStatusEntry(
+  statuses: KV,
+  commandId: string,
+): Promise<CommandStatusEntry | null> {
+  const entry = await statuses.get(commandId);
+  if (entry === null || entry.operation !== 'PUT') {
+    return null;
+  }
+  const parsed = commandStatusEntrySchema.safeParse(entry.json());
+  return parsed.success ? parsed.data : null;
+}
+
 type StatusWatch = Awaited<ReturnType<KV['watch']>>;
 
+/**
+ * Follows the status entry until it is terminal or `timeoutMs` passes. Stops early, returning
+ * the entry as `otherCommand`, when the entry belongs to a different command than `sent`.
+ */
 async function waitForTerminalStatus(
   watch: StatusWatch,
+  sent: Envelope,
   timeoutMs: number,
-): Promise<{ status: CommandStatusEntry | null; timedOut: boolean }> {
+): Promise<{
+  status: CommandStatusEntry | null;
+  timedOut: boolean;
+  otherCommand: CommandStatusEntry | null;
+}> {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -111,6 +157,7 @@ async function waitForTerminalStatus(
   }, timeoutMs);
 
   let last: CommandStatusEntry | null = null;
+  let otherCommand: CommandStatusEntry | null = null;
   try {
     for await (const entry of watch) {
       if (entry.operation !== 'PUT') {
@@ -119,6 +166,10 @@ async function waitForTerminalStatus(
       const parsed = commandStatusEntrySchema.safeParse(entry.json());
       if (!parsed.success) {
         continue;
+      }
+      if (statusBelongsToOther(parsed.data, sent)) {
+        otherCommand = parsed.data;
+        break;
       }
       last = parsed.data;
       if (isTerminalStatus(last.status)) {
@@ -129,7 +180,11 @@ async function waitForTerminalStatus(
     clearTimeout(timer);
     watch.stop();
   }
-  return { status: last, timedOut: timedOut && (last === null || !isTerminalStatus(last.status)) };
+  return {
+    status: last,
+    timedOut: timedOut && (last === null || !isTerminalStatus(last.status)),
+    otherCommand,
+  };
 }
 
 /** Reads a key's inventory entry; null when the key is unknown. */
