@@ -6,8 +6,8 @@ import {
   MAX_PENDING_WINDOW_SECONDS,
   MESSAGE_ID_PATTERN,
   PROVIDERS,
-  TEST_PROFILE_MIN_PENDING_WINDOW_SECONDS,
   ALGORITHMS_BY_PURPOSE,
+  MIN_PENDING_WINDOW_SECONDS,
   type KeyAlgorithm,
   type KeyPurpose,
   type ProviderName,
@@ -55,10 +55,27 @@ export function parseKeyId(value: string): string {
   return value;
 }
 
+/** Checks an id given to `commands show`: any message id, since other publishers may not use ULIDs. */
 export function parseCommandId(value: string): string {
   if (!MESSAGE_ID_PATTERN.test(value)) {
     throw new UsageError(
       `invalid command id "${value}": expected 1 to 128 letters, digits, "_" or "-"`,
+    );
+  }
+  return value;
+}
+
+/**
+ * A ULID in its canonical form: 26 upper-case Crockford base32 characters (no I, L, O or U),
+ * the first at most 7 because a ULID is 128 bits.
+ */
+const ULID_PATTERN = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
+
+/** Checks a command id the CLI publishes or refers to (`--command-id`, `--retry-of`): a ULID. */
+export function parseUlidOption(option: string, value: string): string {
+  if (!ULID_PATTERN.test(value)) {
+    throw new UsageError(
+      `invalid ${option} "${value}": expected a ULID, 26 upper-case Crockford base32 characters like 01JF3Q7ZK8M4N2P5R6S7T8V9W0`,
     );
   }
   return value;
@@ -91,12 +108,16 @@ export function parseVersion(value: string | undefined): number {
   return positiveInteger('--version', value, 'the key version');
 }
 
-/** Parses the pending window; policy enforces the deployment's own floor (7 days in production). */
+/**
+ * Parses the pending window and checks the upper bound only. The floor depends on the
+ * deployment (7 days, or 1 second when policy runs with `KEYTOWER_TEST_PROFILE`), which the
+ * CLI cannot see, so policy enforces it and the CLI maps its rejection to this option's name.
+ */
 export function parsePendingWindow(value: string): number {
   const seconds = positiveInteger('--pending-window', value, 'seconds');
-  if (seconds < TEST_PROFILE_MIN_PENDING_WINDOW_SECONDS || seconds > MAX_PENDING_WINDOW_SECONDS) {
+  if (seconds > MAX_PENDING_WINDOW_SECONDS) {
     throw new UsageError(
-      `invalid --pending-window ${seconds}: expected at most ${MAX_PENDING_WINDOW_SECONDS} seconds (30 days)`,
+      `invalid --pending-window ${seconds}: expected at most ${MAX_PENDING_WINDOW_SECONDS} seconds (30 days), and at least ${MIN_PENDING_WINDOW_SECONDS} (7 days) unless policy runs the test profile`,
     );
   }
   return seconds;
@@ -122,6 +143,11 @@ export function parseTags(values: readonly string[]): Record<string, string> {
     if (!/^[A-Za-z0-9_.:/-]{1,64}$/.test(name)) {
       throw new UsageError(
         `invalid --tag name "${name}": expected 1 to 64 letters, digits or _.:/-`,
+      );
+    }
+    if (Object.hasOwn(tags, name)) {
+      throw new UsageError(
+        `duplicate --tag "${name}": give each tag name once (received ${name}=${tags[name]} and ${value})`,
       );
     }
     tags[name] = value.slice(separator + 1);

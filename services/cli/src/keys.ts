@@ -10,7 +10,6 @@ import { CliError, EXIT_CODES, UsageError } from './errors.ts';
 import {
   parseActor,
   parseAlgorithm,
-  parseCommandId,
   parseKeyId,
   parseLabel,
   parsePendingWindow,
@@ -18,6 +17,7 @@ import {
   parsePurpose,
   parseTags,
   parseTimeout,
+  parseUlidOption,
   parseVersion,
 } from './inputs.ts';
 import {
@@ -77,8 +77,10 @@ async function runKeyCommand(
   const globals = command.optsWithGlobals<GlobalOptions>();
   const actor = parseActor(flags.actor);
   const timeoutSeconds = parseTimeout(flags.timeout);
-  const commandId = flags.commandId === undefined ? undefined : parseCommandId(flags.commandId);
-  const retryOf = flags.retryOf === undefined ? undefined : parseCommandId(flags.retryOf);
+  const commandId =
+    flags.commandId === undefined ? undefined : parseUlidOption('--command-id', flags.commandId);
+  const retryOf =
+    flags.retryOf === undefined ? undefined : parseUlidOption('--retry-of', flags.retryOf);
   if (commandId !== undefined && retryOf !== undefined) {
     throw new UsageError(
       '--command-id and --retry-of exclude each other: resend the same command, or send a new one that retries it',

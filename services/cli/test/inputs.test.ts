@@ -10,6 +10,7 @@ import {
   parsePurpose,
   parseTags,
   parseTimeout,
+  parseUlidOption,
   parseVersion,
 } from '../src/inputs.ts';
 
@@ -60,7 +61,13 @@ describe('CLI input checks', () => {
   test('pending window and timeout', () => {
     assert.equal(parsePendingWindow('604800'), 604800);
     assert.equal(parsePendingWindow('1'), 1);
-    usageError(() => parsePendingWindow('2592001'), /at most 2592000 seconds/);
+    usageError(
+      () => parsePendingWindow('2592001'),
+      /invalid --pending-window 2592001: expected at most 2592000 seconds/,
+    );
+    // The floor depends on policy's profile, so the CLI leaves it to policy.
+    assert.equal(parsePendingWindow('60'), 60);
+    usageError(() => parsePendingWindow('0'), /invalid --pending-window "0"/);
     usageError(
       () => parsePendingWindow('7d'),
       /invalid --pending-window "7d": expected a positive whole number of seconds/,
@@ -77,5 +84,32 @@ describe('CLI input checks', () => {
     assert.deepEqual(parseTags([]), {});
     usageError(() => parseTags(['team']), /invalid --tag "team": expected name=value/);
     usageError(() => parseTags(['bad name=x']), /invalid --tag name "bad name"/);
+    usageError(
+      () => parseTags(['env=prod', 'team=payments', 'env=dev']),
+      /duplicate --tag "env": give each tag name once \(received env=prod and env=dev\)/,
+    );
+    usageError(() => parseTags(['env=prod', 'env=prod']), /duplicate --tag "env"/);
+  });
+
+  test('command ids must be ULIDs', () => {
+    assert.equal(
+      parseUlidOption('--command-id', '01JF3Q7ZK8M4N2P5R6S7T8V9W0'),
+      '01JF3Q7ZK8M4N2P5R6S7T8V9W0',
+    );
+    const invalid = [
+      'my-command-1',
+      '01jf3q7zk8m4n2p5r6s7t8v9w0',
+      '01JF3Q7ZK8M4N2P5R6S7T8V9W',
+      '01JF3Q7ZK8M4N2P5R6S7T8V9W00',
+      '01JF3Q7ZK8M4N2P5R6S7T8V9WI',
+      '81JF3Q7ZK8M4N2P5R6S7T8V9W0',
+      '',
+    ];
+    for (const value of invalid) {
+      usageError(
+        () => parseUlidOption('--retry-of', value),
+        new RegExp(`invalid --retry-of "${value}": expected a ULID`),
+      );
+    }
   });
 });
