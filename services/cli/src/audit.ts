@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { STREAMS } from '@keytower/contracts';
+import { messageTypes, STREAMS } from '@keytower/contracts';
 import type { Bus } from '@keytower/bus';
 import { parseCount } from './inputs.ts';
 import { type GlobalOptions, withBus } from './session.ts';
@@ -11,6 +11,8 @@ interface AuditRecordSummary {
   time: string;
   message: { type: string | null; actor: string | null; id: string | null };
   keyId: string | null;
+  /** The source message; for `command.rejected`, its data carries the rejection code. */
+  envelope?: { data?: { code?: unknown } } | null;
   hash: string;
 }
 
@@ -98,5 +100,9 @@ function printRecord(record: AuditRecordSummary, json: boolean): void {
     record.message?.actor ?? '-',
     (record.hash ?? '').slice(0, HASH_PREFIX_LENGTH),
   ];
+  const rejectionCode = record.envelope?.data?.code;
+  if (record.message?.type === messageTypes.commandRejected && typeof rejectionCode === 'string') {
+    fields.push(`rejected: ${rejectionCode}`);
+  }
   process.stdout.write(`${fields.join('  ')}\n`);
 }

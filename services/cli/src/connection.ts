@@ -49,10 +49,19 @@ export function resolveConnection(
     };
   }
 
-  const settings = loadConfig(connectionSchema, {
-    service: 'keytower',
-    env: { KEYTOWER_NATS_USER: role, ...env },
-  });
+  let settings;
+  try {
+    settings = loadConfig(connectionSchema, {
+      service: 'keytower',
+      env: { KEYTOWER_NATS_USER: role, ...env },
+    });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      `${reason}. Pass --stack dev to use the local stack that \`npm start\` runs (or --stack <profile> for another one), or set KEYTOWER_NATS_URL and KEYTOWER_NATS_PASSWORD or KEYTOWER_NATS_PASSWORD_FILE`,
+      { cause: error },
+    );
+  }
   return {
     servers: settings.natsUrl,
     user: settings.natsUser,

@@ -3,7 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from './admin.ts';
 import { registerAuditCommands } from './audit.ts';
 import { registerCommandCommands } from './commands.ts';
-import { CliError, EXIT_CODES } from './errors.ts';
+import { CliError, EXIT_CODES, UsageError } from './errors.ts';
 import { registerKeyCommands } from './keys.ts';
 
 /**
@@ -36,14 +36,62 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Returns the words that run a command, such as `keytower keys create`. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let current: Command | null = command; current !== null; current = current.parent) {
+    names.unshift(current.name());
+  }
+  return names.join(' ');
+}
+
 function allCommands(command: Command): Command[] {
   return command.commands.flatMap((child) => [child, ...allCommands(child)]);
 }
 
+/**
+ * Rewrites `help <command> <subcommand>…` into `<command> <subcommand>… --help`. Commander's own
+ * help command reads only its first operand, so `help keys create` would print the `keys` help.
+ * Other arguments pass through unchanged.
+ */
+function expandHelpCommand(program: Command, args: readonly string[]): string[] {
+  if (args[0] !== 'help' || args.length < 2) {
+    return [...args];
+  }
+  const firstOption = args.findIndex((arg, index) => index > 0 && arg.startsWith('-'));
+  const names = args.slice(1, firstOption === -1 ? args.length : firstOption);
+  const options = firstOption === -1 ? [] : args.slice(firstOption);
+  let command = program;
+  for (const name of names) {
+    const child = command.commands.find(
+      (candidate) => candidate.name() === name || candidate.aliases().includes(name),
+    );
+    if (child === undefined) {
+      throw new UsageError(
+        `unknown command '${name}': \`${commandPath(command)} --help\` lists the commands`,
+      );
+    }
+    command = child;
+  }
+  return [...names, ...options, '--help'];
+}
+
+/** Closes quietly when the reader of standard output goes away (`keytower … | head`). */
+function exitOnClosedStdout(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') {
+      process.exit(EXIT_CODES.success);
+    }
+    throw error;
+  });
+}
+
 async function main(argv: string[]): Promise<void> {
+  exitOnClosedStdout();
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    const args = expandHelpCommand(program, argv.slice(2));
+    await program.parseAsync(args, { from: 'user' });
   } catch (error) {
     if (error instanceof CommanderError) {
       // Commander already printed the message; help and version requests exit 0.

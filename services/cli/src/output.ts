@@ -3,6 +3,9 @@ import type { SubmitResult } from './submit.ts';
 
 /** Human-readable and JSON renderings of what the CLI prints. */
 
+/** `reason.code` of a rotate that succeeded by folding into another rotation. */
+const ROTATION_FOLDED = 'rotation-folded';
+
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
@@ -18,7 +21,7 @@ export function describeSubmitResult(action: string, result: SubmitResult): stri
     case 'succeeded':
       return describeSuccess(action, result);
     case 'rejected':
-      return `rejected: ${status.reason?.code ?? 'unknown'}: ${status.reason?.message ?? 'no reason given'}`;
+      return `rejected: ${status.reason?.code ?? 'unknown'}: ${withOptionNames(status.reason?.message ?? 'no reason given')}`;
     case 'failed':
       return `failed: ${status.reason?.code ?? 'operation-failed'}: ${status.reason?.message ?? `see event ${status.terminalEvent?.id ?? 'unknown'}`}`;
     case 'dead-lettered':
@@ -28,10 +31,36 @@ export function describeSubmitResult(action: string, result: SubmitResult): stri
   }
 }
 
+/** Command data fields and the options that set them, for reasons policy gives in field terms. */
+const OPTION_OF_FIELD: ReadonlyArray<[field: string, option: string]> = [
+  ['data.pendingWindowSeconds', '--pending-window'],
+  ['data.version', '--version'],
+  ['data.provider', '--provider'],
+  ['data.purpose', '--purpose'],
+  ['data.algorithm', '--algorithm'],
+  ['data.label', '--label'],
+  ['data.tags', '--tag'],
+];
+
+/** Replaces the command data field names in a policy reason with the CLI options that set them. */
+export function withOptionNames(message: string): string {
+  let named = message;
+  for (const [field, option] of OPTION_OF_FIELD) {
+    named = named.replaceAll(field, option);
+  }
+  return named;
+}
+
 function describeSuccess(action: string, result: SubmitResult): string {
   const key = result.key;
   const operation = result.status?.operationId ?? 'unknown';
   const suffix = `(command ${result.commandId}, operation ${operation})`;
+  const reason = result.status?.reason;
+  if (action === 'rotate' && reason?.code === ROTATION_FOLDED) {
+    // Policy made no new version: another rotation, which finished after this rotate was
+    // issued, already did what it requested. The status names that rotation's operation.
+    return `rotation of key ${result.keyId} folded into the rotation by operation ${operation}: version ${key?.primaryVersion ?? '?'} is primary (command ${result.commandId})`;
+  }
   switch (action) {
     case 'create':
       return `created key ${result.keyId} version ${key?.primaryVersion ?? 1} ${suffix}`;
