@@ -4,15 +4,19 @@
 // Keys use the `aws` provider, served here by a stand-in connector on the `connector-aws`
 // durable that replies to every operation with the outcome event a connector publishes (or
 // with `operation.failed` for labels starting with `fail`, and fails permanently, so the
-// bus dead-letters the operation, for labels starting with `crash`). The full path through the HSM
-// connector is covered by cli-lifecycle.test.ts.
+// bus dead-letters the operation, for labels starting with `crash`). The suite writes the `aws`
+// capability descriptor to `kms_capabilities`, as a connector does at start, because policy
+// rejects a create for a provider without one. The full path through the HSM connector is
+// covered by cli-lifecycle.test.ts.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Bus, PermanentError, type RunningConsumer } from '@keytower/bus';
+import { AWS_CAPABILITIES, type CapabilityDescriptor, GCP_CAPABILITIES } from '@keytower/provider';
 import {
+  BUCKETS,
   buildEnvelope,
   deriveEventId,
   deriveKeyId,
@@ -129,12 +133,19 @@ async function reply(operation: OperationData, time: string): Promise<void> {
   );
 }
 
+/** Writes a provider's capability descriptor, as its connector does when it starts. */
+async function registerCapabilities(bus: Bus, descriptor: CapabilityDescriptor): Promise<void> {
+  const bucket = await bus.kv(BUCKETS.capabilities);
+  await bucket.put(descriptor.provider, JSON.stringify(descriptor));
+}
+
 before(async () => {
   environment = await natsEnvironment();
   policy = await startPolicy(environment);
   audit = await startService(environment, 'audit', { readyPattern: /audit writer started/ });
   admin = await connectAs(environment, 'admin');
   connector = await connectAs(environment, 'connector-aws');
+  await registerCapabilities(connector, AWS_CAPABILITIES);
   standIn = await connector.consume({
     stream: STREAMS.operations,
     durable: DURABLES.connector('aws'),
@@ -173,6 +184,22 @@ function createArgs(label: string, extra: string[] = []): string[] {
     label,
     ...extra,
   ];
+}
+
+/** Creates an `aws` key through the CLI and returns its id. */
+async function createKey(label: string): Promise<string> {
+  const run = await runCli(['--json', ...createArgs(label)], cliEnv);
+  assert.equal(run.code, 0, run.stderr);
+  return (JSON.parse(run.stdout) as { keyId: string }).keyId;
+}
+
+/** Reads a key's inventory entry through `keys show --json`. */
+async function showKey(
+  keyId: string,
+): Promise<{ primaryVersion: number; versions: Array<{ state: string }> }> {
+  const run = await runCli(['--json', 'keys', 'show', keyId], cliEnv);
+  assert.equal(run.code, 0, run.stderr);
+  return JSON.parse(run.stdout) as { primaryVersion: number; versions: Array<{ state: string }> };
 }
 
 describe('keytower CLI', () => {
@@ -232,6 +259,23 @@ describe('keytower CLI', () => {
         /required option '--label <text>' not specified/,
       ],
       [['keys', 'frobnicate'], /unknown command 'frobnicate'/],
+      [
+        ['keys', 'rotate', 'kt_0123456789abcdef01234567', '--command-id', 'my-rotation-1'],
+        /invalid --command-id "my-rotation-1": expected a ULID/,
+      ],
+      [
+        ['keys', 'rotate', 'kt_0123456789abcdef01234567', '--retry-of', 'previous'],
+        /invalid --retry-of "previous": expected a ULID/,
+      ],
+      [
+        createArgs('cli-tags', ['--tag', 'env=prod', '--tag', 'env=dev']),
+        /duplicate --tag "env": give each tag name once \(received env=prod and env=dev\)/,
+      ],
+      [
+        ['keys', 'schedule-destroy', 'kt_0123456789abcdef01234567', '--pending-window', '2592001'],
+        /invalid --pending-window 2592001: expected at most 2592000 seconds \(30 days\)/,
+      ],
+      [['help', 'keys', 'frobnicate'], /unknown command 'frobnicate': `keytower keys --help`/],
     ];
     for (const [args, message] of cases) {
       const run = await runCli(args, cliEnv);
@@ -377,6 +421,82 @@ describe('keytower CLI', () => {
     assert.match(both.stderr, /--command-id and --retry-of exclude each other/);
   });
 
+  test('reused --command-id for another command exits 2', async () => {
+    const first = await createKey('cli-reuse-1');
+    const second = await createKey('cli-reuse-2');
+    const commandId = newCommandId();
+    const rotated = await runCli(['keys', 'rotate', first, '--command-id', commandId], cliEnv);
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const published = await commandCount();
+
+    const cases: Array<[string, string[]]> = [
+      ['another action', ['keys', 'disable', first, '--version', '1', '--command-id', commandId]],
+      ['another key', ['keys', 'rotate', second, '--command-id', commandId]],
+      [
+        'another actor',
+        ['keys', 'rotate', first, '--command-id', commandId, '--actor', 'user:bob'],
+      ],
+    ];
+    for (const [name, args] of cases) {
+      const run = await runCli(args, cliEnv);
+      assert.equal(run.code, 2, `${name}: ${run.stderr}`);
+      assert.equal(run.stdout, '', name);
+      assert.match(
+        run.stderr,
+        new RegExp(
+          `^command id ${commandId} is already used by a different command \\(rotate of key ${first}[^)]*\\): use a new --command-id, or --retry-of ${commandId} to send a new command that refers to it\n$`,
+        ),
+        name,
+      );
+    }
+    assert.equal(await commandCount(), published);
+
+    const firstKey = await showKey(first);
+    assert.equal(firstKey.primaryVersion, 2);
+    assert.deepEqual(
+      firstKey.versions.map((version) => version.state),
+      ['enabled', 'enabled'],
+    );
+    const secondKey = await showKey(second);
+    assert.equal(secondKey.primaryVersion, 1);
+    assert.equal(secondKey.versions.length, 1);
+
+    const same = await runCli(['keys', 'rotate', first, '--command-id', commandId], cliEnv);
+    assert.equal(same.code, 0, same.stderr);
+    assert.match(same.stderr, new RegExp(`^duplicate: command ${commandId} was already published`));
+    assert.match(same.stdout, new RegExp(`^rotated key ${first}: version 2 is primary`));
+  });
+
+  test('reused --command-id with other data exits 2', async () => {
+    const keyId = await createKey('cli-reuse-data');
+    const rotated = await runCli(['keys', 'rotate', keyId], cliEnv);
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const commandId = newCommandId();
+    const disabled = await runCli(
+      ['keys', 'disable', keyId, '--version', '1', '--command-id', commandId],
+      cliEnv,
+    );
+    assert.equal(disabled.code, 0, disabled.stderr);
+
+    // Same action and key, so only the stored message shows that the version differs.
+    const other = await runCli(
+      ['keys', 'disable', keyId, '--version', '2', '--command-id', commandId],
+      cliEnv,
+    );
+    assert.equal(other.code, 2, other.stderr);
+    assert.match(
+      other.stderr,
+      new RegExp(
+        `^command id ${commandId} is already used by a different command \\(disable of key ${keyId}; its data differs\\)`,
+      ),
+    );
+    const entry = await showKey(keyId);
+    assert.deepEqual(
+      entry.versions.map((version) => version.state),
+      ['disabled', 'enabled'],
+    );
+  });
+
   test('failed operation exits 3', async () => {
     const run = await runCli(createArgs('fail-on-purpose'), cliEnv);
     assert.equal(run.code, 3);
@@ -406,30 +526,39 @@ describe('keytower CLI', () => {
   });
 
   test('no outcome exits 4 after --timeout', async () => {
-    const started = Date.now();
-    const run = await runCli(
-      [
-        'keys',
-        'create',
-        '--provider',
-        'gcp',
-        '--purpose',
-        'encrypt',
-        '--algorithm',
-        'AES_256',
-        '--label',
-        'nobody-answers',
-        '--timeout',
-        '1',
-      ],
-      cliEnv,
-    );
-    assert.equal(run.code, 4);
-    assert.match(
-      run.stderr,
-      /^timed out: command [0-9A-Z]+ \(create kt_[0-9a-f]+\) has last status in-progress; check later with `keytower commands show/,
-    );
-    assert.ok(Date.now() - started < 15_000);
+    // A gcp connector that registers its capabilities but never takes an operation, so the
+    // command stays in progress.
+    const silent = await connectAs(environment, 'connector-gcp');
+    try {
+      await registerCapabilities(silent, GCP_CAPABILITIES);
+      const started = Date.now();
+      const run = await runCli(
+        [
+          'keys',
+          'create',
+          '--provider',
+          'gcp',
+          '--purpose',
+          'encrypt',
+          '--algorithm',
+          'AES_256',
+          '--label',
+          'nobody-answers',
+          '--timeout',
+          '1',
+        ],
+        cliEnv,
+      );
+      assert.equal(run.code, 4, run.stderr);
+      assert.match(
+        run.stderr,
+        /^timed out: command [0-9A-Z]+ \(create kt_[0-9a-f]+\) has last status in-progress; check later with `keytower commands show/,
+      );
+      assert.ok(Date.now() - started < 15_000);
+    } finally {
+      await (await silent.kv(BUCKETS.capabilities)).delete('gcp');
+      await silent.close();
+    }
   });
 
   test('unknown actor is rejected', async () => {
@@ -518,5 +647,86 @@ describe('keytower CLI', () => {
     const result = spawnSync('/usr/bin/node', [launcher, '--help'], { encoding: 'utf8' });
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /Usage: keytower/);
+  });
+
+  test('help names nested commands', async () => {
+    const nested = await runCli(['help', 'keys', 'create'], {});
+    assert.equal(nested.code, 0, nested.stderr);
+    assert.match(nested.stdout, /^Usage: keytower keys create \[options\]/);
+    assert.match(nested.stdout, /--purpose <purpose>/);
+    const group = await runCli(['help', 'keys'], {});
+    assert.equal(group.code, 0, group.stderr);
+    assert.match(group.stdout, /^Usage: keytower keys \[options\] \[command\]/);
+  });
+
+  test('closed stdout exits 0 quietly', async () => {
+    // The reader closes the pipe after the first chunk, as `| head -1` does. The follow mode of
+    // `audit tail` writes again when the next record arrives, after the pipe is closed.
+    const child = spawn(
+      process.execPath,
+      [join(REPO_ROOT, 'services', 'cli', 'src', 'main.ts'), 'audit', 'tail', '-n', '1'],
+      {
+        cwd: REPO_ROOT,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...cliEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolveExit) =>
+      child.once('close', (exitCode) => resolveExit(exitCode)),
+    );
+    await new Promise((resolveData) => child.stdout.once('data', resolveData));
+    child.stdout.destroy();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    try {
+      const created = await runCli(createArgs('cli-epipe'), cliEnv);
+      assert.equal(created.code, 0, created.stderr);
+      assert.equal(await exited, 0, stderr);
+      assert.equal(stderr, '');
+    } finally {
+      clearTimeout(timer);
+    }
+
+    const help = spawnSync(
+      process.execPath,
+      [join(REPO_ROOT, 'services', 'cli', 'src', 'main.ts'), '--help'],
+      { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    assert.equal(help.status, 0, help.stderr);
+  });
+
+  test('missing settings suggest --stack dev', async () => {
+    const run = await runCli(['keys', 'list'], {});
+    assert.equal(run.code, 5);
+    assert.match(run.stderr, /KEYTOWER_NATS_URL/);
+    assert.match(run.stderr, /Pass --stack dev to use the local stack that `npm start` runs/);
+  });
+
+  test('audit tail shows rejection codes', async () => {
+    const rejected = await runCli(
+      ['--json', ...createArgs('cli-audit-rejected', ['--actor', 'user:mallory'])],
+      cliEnv,
+    );
+    assert.equal(rejected.code, 1);
+    const { keyId } = JSON.parse(rejected.stdout) as { keyId: string };
+
+    let line: string | undefined;
+    const deadline = Date.now() + 15_000;
+    while (line === undefined && Date.now() < deadline) {
+      const tail = await runCli(['audit', 'tail', '--no-follow', '-n', '5'], cliEnv);
+      assert.equal(tail.code, 0, tail.stderr);
+      line = tail.stdout
+        .split('\n')
+        .find((candidate) => candidate.includes('command.rejected') && candidate.includes(keyId));
+      await new Promise((resolveWait) => setTimeout(resolveWait, 250));
+    }
+    assert.ok(line !== undefined, `no command.rejected record for ${keyId}`);
+    assert.match(
+      line,
+      new RegExp(
+        `keytower\\.event\\.command\\.rejected\\.v1  ${keyId}  user:mallory  [0-9a-f]{16}  rejected: not-authorized$`,
+      ),
+    );
   });
 });
