@@ -222,6 +222,7 @@ export const REJECTION_CODES = [
   'pending-window-not-passed',
   'pending-window-out-of-range',
   'not-supported',
+  'provider-unavailable',
 ] as const;
 export type RejectionCode = (typeof REJECTION_CODES)[number];
 

@@ -56,7 +56,8 @@ export const commandStatusEntrySchema = z
     /** The decision that admitted or rejected the command. */
     decision: z
       .object({
-        outcome: z.enum(['admitted', 'rejected']),
+        /** `folded`: a rotate satisfied by another command's rotation, with no operation of its own. */
+        outcome: z.enum(['admitted', 'rejected', 'folded']),
         code: z.enum(REJECTION_CODES).optional(),
       })
       .strict()
@@ -89,6 +90,8 @@ export const pendingOperationSchema = z
     version: z.number().int().min(1).optional(),
     sequence: z.number().int().min(1),
     admittedAt: z.iso.datetime({ offset: true }),
+    /** Rotates folded into this rotation while it was in flight; they end with it. */
+    foldedCommandIds: z.array(z.string().min(1)).optional(),
   })
   .strict();
 export type PendingOperation = z.infer<typeof pendingOperationSchema>;
@@ -109,7 +112,12 @@ export const inventoryEntrySchema = z
           version: z.number().int().min(1),
           nativeId: z.string(),
           state: z.enum(VERSION_STATES),
+          /** Time of the outcome event that created the version. */
           createdAt: z.iso.datetime({ offset: true }),
+          /** The operation that created the version; absent on entries projected before it was recorded. */
+          operationId: z.string().optional(),
+          /** Id of the outcome event that created the version; absent like `operationId`. */
+          eventId: z.string().optional(),
         })
         .strict(),
     ),
