@@ -19,7 +19,7 @@ import { type Bus, type BusMessage, RetryableError } from '@keytower/bus';
 import type { KV } from '@nats-io/kv';
 import { type Logger, withIds } from '@keytower/telemetry';
 import { type AdmissionContext, admitCommand } from './admission.ts';
-import { buildOperation, type KeyCommand, readKeyCommand } from './decide.ts';
+import { buildOperation, type Fold, type KeyCommand, readKeyCommand } from './decide.ts';
 import { readEntry } from './inventory.ts';
 import { type CommandIdentity, changeStatus, recordReceived } from './status.ts';
 
@@ -131,6 +131,32 @@ async function handleKeyCommand(
     });
     return;
   }
+  if (decision.outcome === 'join') {
+    await changeStatus(
+      context.statuses,
+      identity,
+      {
+        status: 'in-progress',
+        operationId: decision.operationId,
+        reason: { code: 'rotation-folded', message: decision.message },
+        decision: { outcome: 'folded' },
+      },
+      context.clock(),
+    );
+    logger.info(
+      { operationId: decision.operationId, version: decision.version },
+      'rotate folded into the rotation in flight',
+    );
+    return;
+  }
+  if (decision.outcome === 'fold') {
+    await recordFold(context, identity, decision);
+    logger.info(
+      { operationId: decision.operationId, version: decision.version },
+      'rotate folded into a finished rotation',
+    );
+    return;
+  }
 
   await changeStatus(
     context.statuses,
@@ -155,6 +181,34 @@ async function handleKeyCommand(
 }
 
 /**
+ * Records a folded rotate as `succeeded`, pointing at the `version-created` event of the
+ * rotation that satisfied it. The command publishes no operation and no event of its own.
+ */
+async function recordFold(
+  context: CommandHandlerContext,
+  identity: CommandIdentity,
+  fold: Fold,
+): Promise<void> {
+  const keyId = identity.keyId ?? '_';
+  await changeStatus(
+    context.statuses,
+    identity,
+    {
+      status: 'succeeded',
+      operationId: fold.operationId,
+      reason: { code: 'rotation-folded', message: fold.message },
+      terminalEvent: {
+        id: fold.eventId,
+        type: messageTypes.keyEvent('version-created'),
+        subject: subjects.keyEvent('version-created', keyId),
+      },
+      decision: { outcome: 'folded' },
+    },
+    context.clock(),
+  );
+}
+
+/**
  * Publishes again the operation of a command whose status is already `in-progress`, when the
  * key's entry still contains it as pending; does nothing once the operation has finished. The
  * operation id is the same, so JetStream drops the repeat inside its duplicate window.
@@ -166,6 +220,13 @@ async function resumeOperation(
 ): Promise<void> {
   const stored = await readEntry(context.inventory, command.keyId);
   const pending = stored?.entry.pending;
+  if (pending?.foldedCommandIds?.includes(command.id) === true) {
+    logger.info(
+      { operationId: pending.operationId },
+      'redelivered rotate is folded into the rotation in flight; nothing to publish',
+    );
+    return;
+  }
   if (
     stored === null ||
     pending === undefined ||

@@ -12,6 +12,7 @@ import type { KV } from '@nats-io/kv';
 import { type Logger, withIds } from '@keytower/telemetry';
 import { deleteEntry, readEntry, writeEntry } from './inventory.ts';
 import { isRevisionConflict } from './revision.ts';
+import { finishFoldedCommands } from './folds.ts';
 import { changeStatus } from './status.ts';
 
 /**
@@ -125,6 +126,13 @@ async function releaseKey(
     if (stored === null || pending === null || pending.commandId !== commandId) {
       return;
     }
+    await finishFoldedCommands(
+      context.statuses,
+      keyId,
+      pending,
+      { kind: 'dead-lettered', message: `operation ${pending.operationId} was dead-lettered` },
+      context.clock(),
+    );
     try {
       if (pending.action === 'create') {
         await deleteEntry(context.inventory, keyId, stored.revision);

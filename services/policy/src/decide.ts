@@ -14,6 +14,7 @@ import {
   TEST_PROFILE_MIN_PENDING_WINDOW_SECONDS,
   actionOfType,
 } from '@keytower/contracts';
+import { type CapabilityDescriptor, supportsAlgorithm } from '@keytower/provider';
 import { type AllowList, authorize } from './authorize.ts';
 
 /**
@@ -31,6 +32,8 @@ export interface KeyCommand {
   keyId: string;
   actor: string;
   correlationid: string;
+  /** The envelope `time`: when the sender issued the command, by the sender's clock. */
+  time: string;
   /** The command's data, already validated against the contract of its type. */
   data: Record<string, unknown>;
 }
@@ -47,6 +50,12 @@ export interface DecisionInput {
   allowList: AllowList;
   settings: DecisionSettings;
   now: Date;
+  /**
+   * The capability descriptor of the provider a create or import names, or null when no
+   * connector for that provider has registered one. Read only for those two commands; a
+   * create or import decided without it is rejected as `provider-unavailable`.
+   */
+  capabilities?: CapabilityDescriptor | null;
 }
 
 export interface Rejection {
@@ -57,12 +66,51 @@ export interface Rejection {
   field?: string;
 }
 
+/** A rotate satisfied by a rotation that finished after the rotate was issued. */
+export interface Fold {
+  outcome: 'fold';
+  /** The operation that made the version, and the id of its `version-created` event. */
+  operationId: string;
+  eventId: string;
+  version: number;
+  message: string;
+}
+
+/** A rotate joined to the key's rotation in flight; it ends when that rotation ends. */
+export interface Join {
+  outcome: 'join';
+  /** The entry with the command added to the pending rotation, to write by compare-and-set. */
+  entry: InventoryEntry;
+  operationId: string;
+  version: number | undefined;
+  message: string;
+}
+
 export type Decision =
   /** Write `entry` by compare-and-set, then publish `operation`. */
   | { outcome: 'admit'; entry: InventoryEntry; operation: OperationData }
+  | Join
   /** The entry already contains this command's pending operation: publish it again, same id. */
   | { outcome: 'resume'; operation: OperationData }
+  | Fold
   | Rejection;
+
+/**
+ * How far a rotate's `time` may be from policy's clock, either way, for the rotate to be
+ * folded into a finished rotation. Outside it the sender's clock is not trusted and the rotate
+ * is decided as a new rotation. Commands sent together arrive within seconds, and clocks kept
+ * by NTP differ by far less than this. A wider window would only let a sender whose clock runs
+ * minutes late have its rotate folded into a rotation it was really issued after.
+ */
+export const MAX_FOLD_CLOCK_SKEW_MS = 2 * 60 * 1000;
+
+/** Most rotates one rotation in flight takes in; more are rejected as `rotation-in-progress`. */
+export const MAX_FOLDED_COMMANDS = 100;
+
+/** Message of a rotate folded into a rotation that finished after the rotate was issued. */
+export function foldedMessage(version: number | undefined, operationId: string): string {
+  return `folded into the rotation to version ${version ?? '?'} (operation ${operationId}), which finished after this command was issued`;
+}
 
 function reject(code: RejectionCode, message: string, field?: string): Rejection {
   return field === undefined
@@ -110,6 +158,7 @@ export function readKeyCommand(envelope: Envelope): KeyCommand | Rejection {
     keyId,
     actor: envelope.actor,
     correlationid: envelope.correlationid,
+    time: envelope.time,
     data,
   };
 }
@@ -129,7 +178,10 @@ export function decide(input: DecisionInput): Decision {
   if (command.action === 'create') {
     return decideCreate(input);
   }
-  if (command.action === 'import' || command.action === 'tag') {
+  if (command.action === 'import') {
+    return decideImport(input);
+  }
+  if (command.action === 'tag') {
     return reject('not-supported', `policy does not admit ${command.action} commands yet`);
   }
 
@@ -175,15 +227,39 @@ function checkPending(command: KeyCommand, entry: InventoryEntry): Decision | nu
     return { outcome: 'resume', operation: buildOperation(command, entry, pending) };
   }
   if (command.action === 'rotate' && pending.action === 'rotate') {
-    return reject(
-      'rotation-in-progress',
-      `key ${entry.keyId} is already rotating: this rotation folds into operation ${pending.operationId}, which creates version ${pending.version}`,
-    );
+    return joinRotation(command, entry, pending);
   }
   return reject(
     'operation-in-progress',
     `key ${entry.keyId} has operation ${pending.operationId} (${pending.action}) in flight: retry after it completes`,
   );
+}
+
+/**
+ * Folds a rotate into the rotation in flight: it was issued before that rotation finished, so
+ * the version being made satisfies it. A repeat of a command already folded in joins again
+ * without changing the list.
+ */
+function joinRotation(
+  command: KeyCommand,
+  entry: InventoryEntry,
+  pending: PendingOperation,
+): Decision {
+  const folded = pending.foldedCommandIds ?? [];
+  if (!folded.includes(command.id) && folded.length >= MAX_FOLDED_COMMANDS) {
+    return reject(
+      'rotation-in-progress',
+      `key ${entry.keyId} is already rotating (operation ${pending.operationId}) and ${folded.length} rotates are folded into it; retry after it completes`,
+    );
+  }
+  const foldedCommandIds = folded.includes(command.id) ? folded : [...folded, command.id];
+  return {
+    outcome: 'join',
+    entry: { ...entry, pending: { ...pending, foldedCommandIds } },
+    operationId: pending.operationId,
+    version: pending.version,
+    message: `folded into the rotation to version ${pending.version ?? '?'} (operation ${pending.operationId}), which is in flight; this command ends when it does`,
+  };
 }
 
 function decideCreate(input: DecisionInput): Decision {
@@ -196,6 +272,10 @@ function decideCreate(input: DecisionInput): Decision {
   }
 
   const data = command.data as CreateCommand;
+  const unsupported = checkProvider(input, data);
+  if (unsupported !== null) {
+    return unsupported;
+  }
   const timestamp = now.toISOString();
   const pending = pendingOperation(command, 1, 1, now);
   const created: InventoryEntry = {
@@ -219,7 +299,57 @@ function decideCreate(input: DecisionInput): Decision {
   return admit(command, created, pending);
 }
 
+function decideImport(input: DecisionInput): Decision {
+  const data = input.command.data as CreateCommand;
+  const unsupported = checkProvider(input, data);
+  if (unsupported !== null) {
+    return unsupported;
+  }
+  if (input.capabilities?.import.supported !== true) {
+    return reject(
+      'not-supported',
+      `provider ${data.provider} does not support key import`,
+      'data.provider',
+    );
+  }
+  return reject('not-supported', 'policy does not admit import commands yet');
+}
+
+/**
+ * Rejects a create or import whose provider has no registered connector, or whose connector
+ * cannot make the requested algorithm for the purpose. Admitting it would leave an operation
+ * that no connector ever consumes. Returns null when the provider can serve the command.
+ */
+function checkProvider(
+  input: DecisionInput,
+  data: Pick<CreateCommand, 'provider' | 'purpose' | 'algorithm'>,
+): Rejection | null {
+  const descriptor = input.capabilities ?? null;
+  if (descriptor === null) {
+    return reject(
+      'provider-unavailable',
+      `provider ${data.provider} is unavailable: no connector for it has registered; start connector-${data.provider} and try again`,
+      'data.provider',
+    );
+  }
+  if (!supportsAlgorithm(descriptor, data.purpose, data.algorithm)) {
+    const supported = [
+      ...new Set(descriptor.purposes[data.purpose].flatMap((entry) => entry.keytowerAlgorithms)),
+    ];
+    return reject(
+      'not-supported',
+      `algorithm ${data.algorithm} is not supported for ${data.purpose} keys by provider ${data.provider} (supported: ${supported.join(', ') || 'none'})`,
+      'data.algorithm',
+    );
+  }
+  return null;
+}
+
 function decideRotate(input: DecisionInput, entry: InventoryEntry): Decision {
+  const fold = findFold(input, entry);
+  if (fold !== null) {
+    return fold;
+  }
   if (entry.state === 'pending-destruction') {
     return reject(
       'invalid-state',
@@ -228,6 +358,39 @@ function decideRotate(input: DecisionInput, entry: InventoryEntry): Decision {
   }
   const highest = Math.max(0, ...entry.versions.map((version) => version.version));
   return admitNext(input, entry, highest + 1);
+}
+
+/**
+ * Folds a rotate into the key's latest rotation when that rotation finished at or after the
+ * rotate's own `time`: the sender asked for a new version while that one was being made, so
+ * the new version satisfies the request. Version 1 comes from the create and never folds a
+ * rotate, and neither does a version whose operation was not recorded.
+ */
+function findFold(input: DecisionInput, entry: InventoryEntry): Fold | null {
+  const issuedAt = Date.parse(input.command.time);
+  if (Number.isNaN(issuedAt) || Math.abs(issuedAt - input.now.getTime()) > MAX_FOLD_CLOCK_SKEW_MS) {
+    return null;
+  }
+  const newest = entry.versions.reduce<InventoryEntry['versions'][number] | null>(
+    (found, version) => (found === null || version.version > found.version ? version : found),
+    null,
+  );
+  if (
+    newest === null ||
+    newest.version === 1 ||
+    newest.operationId === undefined ||
+    newest.eventId === undefined ||
+    Date.parse(newest.createdAt) < issuedAt
+  ) {
+    return null;
+  }
+  return {
+    outcome: 'fold',
+    operationId: newest.operationId,
+    eventId: newest.eventId,
+    version: newest.version,
+    message: foldedMessage(newest.version, newest.operationId),
+  };
 }
 
 function decideVersionState(input: DecisionInput, entry: InventoryEntry): Decision {

@@ -27,6 +27,7 @@ await runService({
 
     const inventory = await bus.kv(BUCKETS.inventory);
     const statuses = await bus.kv(BUCKETS.commands);
+    const capabilities = await bus.kv(BUCKETS.capabilities);
     const clock = () => new Date();
     const consumers: RunningConsumer[] = [];
 
@@ -40,6 +41,7 @@ await runService({
           bus,
           inventory,
           statuses,
+          capabilities,
           allowList,
           settings: { testProfile: config.testProfile },
           clock,

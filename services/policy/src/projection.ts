@@ -16,6 +16,7 @@ import {
 import { type BusMessage, PermanentError, RetryableError } from '@keytower/bus';
 import type { KV } from '@nats-io/kv';
 import { type Logger, withIds } from '@keytower/telemetry';
+import { type FoldEnding, finishFoldedCommands } from './folds.ts';
 import { deleteEntry, readEntry, writeEntry } from './inventory.ts';
 import { isRevisionConflict } from './revision.ts';
 import { changeStatus } from './status.ts';
@@ -72,7 +73,7 @@ export function createProjectionHandler(
       operationId: outcome.operationId,
       correlationId: envelope.correlationid,
     });
-    const application = await applyEvent(context, envelope, outcome, logger);
+    const application = await applyEvent(context, envelope, message.subject, outcome, logger);
     await recordTerminalStatus(context, envelope, message.subject, outcome, application.action);
     if (application.kind === 'applied') {
       logger.info(
@@ -98,6 +99,7 @@ function isOutcomeEvent(envelope: Envelope): boolean {
 async function applyEvent(
   context: ProjectionContext,
   envelope: Envelope,
+  subject: string,
   outcome: OutcomeFields,
   logger: Logger,
 ): Promise<Application> {
@@ -129,6 +131,18 @@ async function applyEvent(
       );
     }
 
+    if (entry.pending !== null && entry.pending.operationId === outcome.operationId) {
+      // Before the entry write, so a redelivery after a failed status write still finds the
+      // folded commands in the pending operation.
+      await finishFoldedCommands(
+        context.statuses,
+        outcome.keyId,
+        entry.pending,
+        foldEnding(envelope, subject),
+        context.clock(),
+      );
+    }
+
     try {
       if (isFailedCreate(envelope)) {
         // A key whose creation failed has nothing at the provider: drop its entry so it does
@@ -148,6 +162,18 @@ async function applyEvent(
   throw new Error(
     `inventory entry of key ${outcome.keyId} changed on each of ${MAX_ATTEMPTS} attempts`,
   );
+}
+
+function foldEnding(envelope: Envelope, subject: string): FoldEnding {
+  const event = { id: envelope.id, type: envelope.type, subject };
+  if (envelope.type === messageTypes.operationFailed) {
+    return {
+      kind: 'failed',
+      event,
+      message: (envelope.data as OperationFailedEvent).error.message,
+    };
+  }
+  return { kind: 'succeeded', event };
 }
 
 function isFailedCreate(envelope: Envelope): boolean {
@@ -226,6 +252,8 @@ export function project(
           nativeId: data.nativeVersionId,
           state: 'enabled',
           createdAt: envelope.time,
+          operationId: outcome.operationId,
+          eventId: envelope.id,
         },
       ];
       break;
@@ -239,6 +267,8 @@ export function project(
           nativeId: data.nativeVersionId,
           state: 'enabled' as const,
           createdAt: envelope.time,
+          operationId: outcome.operationId,
+          eventId: envelope.id,
         },
       ].sort((left, right) => left.version - right.version);
       next.primaryVersion = data.primaryVersion;

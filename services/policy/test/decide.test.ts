@@ -9,12 +9,16 @@ import {
   type KeyAction,
   messageTypes,
   newCommandId,
+  type ProviderName,
 } from '@keytower/contracts';
+import { CAPABILITIES, type CapabilityDescriptor, HSM_CAPABILITIES } from '@keytower/provider';
 import { parseAllowList } from '../src/authorize.ts';
 import {
   type Decision,
   type DecisionSettings,
   decide,
+  MAX_FOLD_CLOCK_SKEW_MS,
+  MAX_FOLDED_COMMANDS,
   type KeyCommand,
   pendingWindowSeconds,
   readKeyCommand,
@@ -30,6 +34,7 @@ function command(
   action: KeyAction,
   data: Record<string, unknown>,
   actor = 'user:alice',
+  time = NOW.toISOString(),
 ): KeyCommand {
   const id = newCommandId();
   return {
@@ -39,8 +44,15 @@ function command(
     keyId: action === 'create' ? deriveKeyId(id) : String(data.keyId),
     actor,
     correlationid: id,
+    time,
     data,
   };
+}
+
+/** Returns the descriptor of the command's provider, as if every connector had registered. */
+function registered(keyCommand: KeyCommand): CapabilityDescriptor | null {
+  const provider = keyCommand.data.provider as ProviderName | undefined;
+  return provider === undefined ? null : CAPABILITIES[provider];
 }
 
 function entry(overrides: Partial<InventoryEntry> = {}): InventoryEntry {
@@ -73,8 +85,16 @@ function run(
   current: InventoryEntry | null,
   settings: DecisionSettings = PRODUCTION,
   now = NOW,
+  capabilities: CapabilityDescriptor | null = registered(keyCommand),
 ): Decision {
-  return decide({ command: keyCommand, entry: current, allowList: ALLOW_ALL, settings, now });
+  return decide({
+    command: keyCommand,
+    entry: current,
+    allowList: ALLOW_ALL,
+    settings,
+    now,
+    capabilities,
+  });
 }
 
 function assertRejected(decision: Decision, code: string, message?: RegExp): void {
@@ -122,6 +142,59 @@ describe('decide: create', () => {
     assert.equal(again.outcome, 'resume');
     if (again.outcome !== 'resume') return;
     assert.deepEqual(again.operation, first.operation);
+  });
+});
+
+describe('decide: provider capabilities', () => {
+  test('unregistered provider is provider-unavailable', () => {
+    const create = command('create', { ...CREATE, provider: 'gcp' });
+    const decision = run(create, null, PRODUCTION, NOW, null);
+    assertRejected(
+      decision,
+      'provider-unavailable',
+      /^provider gcp is unavailable: no connector for it has registered; start connector-gcp and try again$/,
+    );
+    assert.equal(decision.outcome === 'reject' ? decision.field : null, 'data.provider');
+  });
+
+  test('capabilities default to unregistered', () => {
+    const create = command('create', CREATE);
+    const decision = decide({
+      command: create,
+      entry: null,
+      allowList: ALLOW_ALL,
+      settings: PRODUCTION,
+      now: NOW,
+    });
+    assertRejected(decision, 'provider-unavailable', /provider hsm/);
+  });
+
+  test('registered provider admits the create', () => {
+    const create = command('create', { ...CREATE, provider: 'gcp' });
+    admitted(run(create, null, PRODUCTION, NOW, CAPABILITIES.gcp));
+  });
+
+  test('unsupported algorithm is not-supported', () => {
+    const create = command('create', { ...CREATE, purpose: 'encrypt', algorithm: 'RSA_3072' });
+    const decision = run(create, null, PRODUCTION, NOW, HSM_CAPABILITIES);
+    assertRejected(
+      decision,
+      'not-supported',
+      /^algorithm RSA_3072 is not supported for encrypt keys by provider hsm \(supported: AES_256\)$/,
+    );
+    assert.equal(decision.outcome === 'reject' ? decision.field : null, 'data.algorithm');
+  });
+
+  test('own pending create resumes without capabilities', () => {
+    const create = command('create', CREATE);
+    const first = admitted(run(create, null));
+    const again = run(create, first.entry, PRODUCTION, NOW, null);
+    assert.equal(again.outcome, 'resume');
+  });
+
+  test('authorization comes before the provider check', () => {
+    const create = command('create', CREATE, 'user:mallory');
+    assertRejected(run(create, null, PRODUCTION, NOW, null), 'not-authorized');
   });
 });
 
@@ -175,8 +248,22 @@ describe('decide: key state', () => {
   });
 
   test('import and tag are not-supported', () => {
+    const importData = { ...CREATE, provider: 'aws', wrappedKeyMaterial: 'AA==', importToken: 't' };
     assertRejected(run(command('tag', { keyId: KEY_ID, tags: {} }), entry()), 'not-supported');
-    assertRejected(run(command('import', {}), null), 'not-supported');
+    assertRejected(
+      run(command('import', importData), null),
+      'not-supported',
+      /^policy does not admit import commands yet$/,
+    );
+    assertRejected(
+      run(command('import', { ...importData, provider: 'hsm' }), null),
+      'not-supported',
+      /^provider hsm does not support key import$/,
+    );
+    assertRejected(
+      run(command('import', importData), null, PRODUCTION, NOW, null),
+      'provider-unavailable',
+    );
   });
 });
 
@@ -193,11 +280,42 @@ describe('decide: per-key order', () => {
       },
     });
 
-  test('rotation during rotation is rotation-in-progress', () => {
+  test('rotation during rotation joins it', () => {
+    const rotate = command('rotate', { keyId: KEY_ID });
+    const decision = run(rotate, busy('rotate'));
+    assert.equal(decision.outcome, 'join', JSON.stringify(decision));
+    if (decision.outcome !== 'join') return;
+    assert.equal(decision.operationId, 'op_running');
+    assert.equal(decision.version, 3);
+    assert.deepEqual(decision.entry.pending?.foldedCommandIds, [rotate.id]);
+    assert.equal(decision.entry.pending?.commandId, 'C-RUNNING');
+    assert.equal(decision.entry.sequence, 4);
+    assert.match(
+      decision.message,
+      /^folded into the rotation to version 3 \(operation op_running\), which is in flight/,
+    );
+  });
+
+  test('repeated join keeps one entry', () => {
+    const rotate = command('rotate', { keyId: KEY_ID });
+    const first = run(rotate, busy('rotate'));
+    if (first.outcome !== 'join') throw new Error(`not joined: ${JSON.stringify(first)}`);
+    const again = run(rotate, first.entry);
+    if (again.outcome !== 'join') throw new Error(`not joined: ${JSON.stringify(again)}`);
+    assert.deepEqual(again.entry.pending?.foldedCommandIds, [rotate.id]);
+  });
+
+  test('full rotation in flight is rotation-in-progress', () => {
+    const full = busy('rotate');
+    if (full.pending === null) throw new Error('no pending operation');
+    full.pending.foldedCommandIds = Array.from(
+      { length: MAX_FOLDED_COMMANDS },
+      (_, index) => `C-${index}`,
+    );
     assertRejected(
-      run(command('rotate', { keyId: KEY_ID }), busy('rotate')),
+      run(command('rotate', { keyId: KEY_ID }), full),
       'rotation-in-progress',
-      /folds into operation op_running, which creates version 3/,
+      /op_running\) and 100 rotates are folded into it/,
     );
   });
 
@@ -232,6 +350,94 @@ describe('decide: per-key order', () => {
     assert.equal(decision.entry.pending?.sequence, 5);
     assert.equal(decision.operation.sequence, 5);
     assert.equal(decision.entry.sequence, 4);
+  });
+});
+
+describe('decide: rotate folds', () => {
+  const FINISHED = '2026-12-04T11:59:58.000Z';
+  const rotated = (createdAt = FINISHED) =>
+    entry({
+      versions: [
+        { version: 1, nativeId: 'v1', state: 'enabled', createdAt: '2026-12-01T00:00:00.000Z' },
+        {
+          version: 2,
+          nativeId: 'v2',
+          state: 'enabled',
+          createdAt,
+          operationId: 'op_rotation',
+          eventId: 'ev_rotation',
+        },
+      ],
+    });
+
+  test('rotation finished after issue folds', () => {
+    const rotate = command('rotate', { keyId: KEY_ID }, 'user:alice', '2026-12-04T11:59:57.500Z');
+    const decision = run(rotate, rotated());
+    assert.equal(decision.outcome, 'fold', JSON.stringify(decision));
+    if (decision.outcome !== 'fold') return;
+    assert.equal(decision.operationId, 'op_rotation');
+    assert.equal(decision.eventId, 'ev_rotation');
+    assert.equal(decision.version, 2);
+    assert.equal(
+      decision.message,
+      'folded into the rotation to version 2 (operation op_rotation), which finished after this command was issued',
+    );
+  });
+
+  test('rotation finished at issue time folds', () => {
+    const rotate = command('rotate', { keyId: KEY_ID }, 'user:alice', FINISHED);
+    assert.equal(run(rotate, rotated()).outcome, 'fold');
+  });
+
+  test('rotation finished before issue admits', () => {
+    const rotate = command('rotate', { keyId: KEY_ID }, 'user:alice', '2026-12-04T11:59:58.001Z');
+    const decision = admitted(run(rotate, rotated()));
+    assert.equal(decision.operation.version, 3);
+  });
+
+  test('version 1 never folds', () => {
+    const rotate = command('rotate', { keyId: KEY_ID }, 'user:alice', '2026-12-04T11:59:00.000Z');
+    const created = entry({
+      primaryVersion: 1,
+      versions: [
+        {
+          version: 1,
+          nativeId: 'v1',
+          state: 'enabled',
+          createdAt: NOW.toISOString(),
+          operationId: 'op_create',
+          eventId: 'ev_create',
+        },
+      ],
+    });
+    assert.equal(admitted(run(rotate, created)).operation.version, 2);
+  });
+
+  test('unrecorded operation never folds', () => {
+    const rotate = command('rotate', { keyId: KEY_ID }, 'user:alice', '2026-12-01T00:00:00.000Z');
+    const decision = admitted(run(rotate, entry(), PRODUCTION, new Date('2026-12-02T00:00:00Z')));
+    assert.equal(decision.operation.version, 3);
+  });
+
+  test('skewed command time never folds', () => {
+    const skew = MAX_FOLD_CLOCK_SKEW_MS + 1;
+    const past = new Date(NOW.getTime() - skew).toISOString();
+    const future = new Date(NOW.getTime() + skew).toISOString();
+    const lateFinish = new Date(NOW.getTime() + skew + 1000).toISOString();
+    assert.equal(
+      run(command('rotate', { keyId: KEY_ID }, 'user:alice', past), rotated()).outcome,
+      'admit',
+    );
+    assert.equal(
+      run(command('rotate', { keyId: KEY_ID }, 'user:alice', future), rotated(lateFinish)).outcome,
+      'admit',
+    );
+  });
+
+  test('skew within tolerance still folds', () => {
+    const time = new Date(NOW.getTime() - MAX_FOLD_CLOCK_SKEW_MS + 1000).toISOString();
+    const rotate = command('rotate', { keyId: KEY_ID }, 'user:alice', time);
+    assert.equal(run(rotate, rotated()).outcome, 'fold');
   });
 });
 

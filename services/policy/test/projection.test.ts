@@ -83,7 +83,14 @@ describe('project', () => {
     assert.deepEqual(next.tags, { team: 'pay' });
     assert.deepEqual(next.native, { handle: 1 });
     assert.deepEqual(next.versions, [
-      { version: 1, nativeId: 'obj-1', state: 'enabled', createdAt: NOW.toISOString() },
+      {
+        version: 1,
+        nativeId: 'obj-1',
+        state: 'enabled',
+        createdAt: NOW.toISOString(),
+        operationId: 'op_create',
+        eventId: envelope.id,
+      },
     ]);
   });
 
@@ -119,6 +126,8 @@ describe('project', () => {
     );
     entry = project(entry, rotated.envelope, rotated.outcome, NOW);
     assert.equal(entry.primaryVersion, 2);
+    assert.equal(entry.versions[1]?.operationId, 'op_2');
+    assert.equal(entry.versions[1]?.eventId, rotated.envelope.id);
     assert.deepEqual(
       entry.versions.map((version) => version.version),
       [1, 2],
