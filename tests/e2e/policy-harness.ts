@@ -11,11 +11,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type Bus } from '@keytower/bus';
 import {
-  connectAs,
+  connectAs as connectTestUser,
   type Credential,
   natsEnvironment as startNatsEnvironment,
   type NatsEnvironment,
 } from '@keytower/testkit';
+import { CAPABILITIES } from '@keytower/provider';
 import {
   BUCKETS,
   buildEnvelope,
@@ -26,6 +27,8 @@ import {
   type KeyAction,
   messageTypes,
   newCommandId,
+  PROVIDERS,
+  type ProviderName,
   STREAMS,
   subjects,
 } from '@keytower/contracts';
@@ -39,7 +42,35 @@ export async function natsEnvironment(): Promise<NatsEnvironment> {
   return await startNatsEnvironment({ preferredPort: PREFERRED_PORT });
 }
 
-export { connectAs, type Credential, type NatsEnvironment };
+export { type Credential, type NatsEnvironment };
+
+/**
+ * Connects as one of the environment's NATS users. Connecting as `connector-<provider>` also
+ * registers that provider's capability descriptor, as a connector does when it starts. The
+ * suites connect as a connector user to play the connector themselves, and policy rejects
+ * every create for a provider with no registered connector.
+ */
+export async function connectAs(environment: NatsEnvironment, user: string): Promise<Bus> {
+  const bus = await connectTestUser(environment, user);
+  const provider = user.replace(/^connector-/, '');
+  if (user.startsWith('connector-') && (PROVIDERS as readonly string[]).includes(provider)) {
+    await registerStandInConnector(bus, provider as ProviderName);
+  }
+  return bus;
+}
+
+/**
+ * Stores the capability descriptor of `provider` in `kms_capabilities`, as the provider's
+ * connector does at start, so policy admits creates for it. `bus` must be connected as that
+ * connector's user or as `admin`.
+ */
+export async function registerStandInConnector(bus: Bus, provider: ProviderName): Promise<void> {
+  const capabilities = await bus.kv(BUCKETS.capabilities);
+  await capabilities.put(
+    provider,
+    JSON.stringify({ ...CAPABILITIES[provider], publishedAt: new Date().toISOString() }),
+  );
+}
 
 /** A service process started by a suite. */
 export interface ServiceProcess {

@@ -2,9 +2,10 @@
 // de-duplication, per-key admission, the inventory projection and dead letters.
 //
 // Commands use the `aws` provider because no AWS connector runs in these suites. The tests
-// play the connector themselves through the `connector-aws` user and durable: they publish
-// the outcome events a connector would, or fail the operation. So every step goes through the
-// real bus, permissions and streams.
+// play the connector themselves through the `connector-aws` user and durable: connecting as
+// that user registers the AWS capability descriptor, and the tests publish the outcome events
+// a connector would, or fail the operation. So every step goes through the real bus,
+// permissions and streams.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -32,6 +33,7 @@ import {
   natsEnvironment,
   operationsFor,
   readStream,
+  registerStandInConnector,
   sendCommand,
   type ServiceProcess,
   startPolicy,
@@ -271,6 +273,56 @@ describe('policy service', () => {
     assert.equal((await readInventory(create.subject))?.sequence, 1);
   });
 
+  test('create for an unregistered provider is rejected', async () => {
+    const capabilities = await admin.kv(BUCKETS.capabilities);
+    await capabilities.delete('gcp');
+    try {
+      const create = commandEnvelope('create', { ...CREATE_DATA, provider: 'gcp' });
+      await sendCommand(cli, create);
+      const status = await waitForStatus(admin, create.id, (entry) => entry.status !== 'received');
+      assert.equal(status.status, 'rejected');
+      assert.equal(status.reason?.code, 'provider-unavailable');
+      assert.equal(status.reason?.field, 'data.provider');
+      assert.equal(
+        status.reason?.message,
+        'provider gcp is unavailable: no connector for it has registered; start connector-gcp and try again',
+      );
+      assert.equal(await readInventory(create.subject), null);
+      assert.equal((await operationsFor(admin, create.subject)).length, 0);
+      const rejections = await readStream(
+        admin,
+        STREAMS.events,
+        subjects.commandRejected(create.subject),
+      );
+      assert.equal(rejections.length, 1);
+
+      await registerStandInConnector(admin, 'gcp');
+      const next = commandEnvelope('create', { ...CREATE_DATA, provider: 'gcp' });
+      await sendCommand(cli, next);
+      const admitted = await waitForStatus(admin, next.id, (entry) => entry.status !== 'received');
+      assert.equal(admitted.status, 'in-progress');
+      assert.equal((await readInventory(next.subject))?.pending?.action, 'create');
+      assert.equal((await operationsFor(admin, next.subject)).length, 1);
+    } finally {
+      await capabilities.delete('gcp');
+    }
+  });
+
+  test('unsupported algorithm is not-supported', async () => {
+    const create = commandEnvelope('create', { ...CREATE_DATA, algorithm: 'EC_P256' });
+    await sendCommand(cli, create);
+    const status = await waitForStatus(admin, create.id, (entry) => entry.status !== 'received');
+    assert.equal(status.status, 'rejected');
+    assert.equal(status.reason?.code, 'not-supported');
+    assert.equal(status.reason?.field, 'data.algorithm');
+    assert.equal(
+      status.reason?.message,
+      'algorithm EC_P256 is not supported for encrypt keys by provider aws (supported: AES_256)',
+    );
+    assert.equal(await readInventory(create.subject), null);
+    assert.equal((await operationsFor(admin, create.subject)).length, 0);
+  });
+
   test('five concurrent rotations admit exactly one', async () => {
     const keyId = await createKey();
     const rotations = Array.from({ length: 5 }, () => commandEnvelope('rotate', { keyId }));
@@ -278,31 +330,159 @@ describe('policy service', () => {
 
     const statuses = await Promise.all(
       rotations.map((rotation) =>
-        waitForStatus(
-          admin,
-          rotation.id,
-          (entry) => entry.status === 'in-progress' || entry.status === 'rejected',
-        ),
+        waitForStatus(admin, rotation.id, (entry) => entry.status === 'in-progress'),
       ),
     );
-    const admitted = statuses.filter((entry) => entry.status === 'in-progress');
-    const rejected = statuses.filter((entry) => entry.status === 'rejected');
+    const admitted = statuses.filter((entry) => entry.decision?.outcome === 'admitted');
+    const folded = statuses.filter((entry) => entry.decision?.outcome === 'folded');
     assert.equal(admitted.length, 1);
-    assert.equal(rejected.length, 4);
+    assert.equal(folded.length, 4);
     const runningOperation = admitted[0]?.operationId ?? '';
-    for (const entry of rejected) {
-      assert.equal(entry.reason?.code, 'rotation-in-progress');
+    for (const entry of folded) {
+      assert.equal(entry.operationId, runningOperation);
+      assert.equal(entry.reason?.code, 'rotation-folded');
       assert.match(
         entry.reason?.message ?? '',
-        new RegExp(`folds into operation ${runningOperation}`),
+        new RegExp(
+          `^folded into the rotation to version 2 \\(operation ${runningOperation}\\), which is in flight`,
+        ),
       );
     }
 
     const operations = await waitForOperations(keyId, 2);
     const rotateOperations = operations.filter((operation) => operation.action === 'rotate');
     assert.equal(rotateOperations.length, 1);
-    assert.equal(rotateOperations[0]?.version, 2);
-    assert.equal(rotateOperations[0]?.sequence, 2);
+    const operation = rotateOperations[0];
+    assert.ok(operation);
+    assert.equal(operation.version, 2);
+    assert.equal(operation.sequence, 2);
+
+    // The folded rotates end with the rotation they joined.
+    await publishOutcome(operation, 'version-created', {
+      version: 2,
+      nativeVersionId: `arn:stand-in:${keyId}:2`,
+      primaryVersion: 2,
+    });
+    const finished = await Promise.all(
+      rotations.map((rotation) =>
+        waitForStatus(admin, rotation.id, (entry) => entry.status === 'succeeded'),
+      ),
+    );
+    const eventIds = new Set(finished.map((entry) => entry.terminalEvent?.id));
+    assert.equal(eventIds.size, 1);
+    for (const entry of finished.filter((status) => status.decision?.outcome === 'folded')) {
+      assert.equal(entry.reason?.code, 'rotation-folded');
+      assert.match(entry.reason?.message ?? '', /which finished after this command was issued$/);
+      assert.equal(entry.terminalEvent?.type, messageTypes.keyEvent('version-created'));
+    }
+  });
+
+  test('rotations issued together fold (K12)', async () => {
+    const keyId = await createKey();
+    // A connector that takes 150 ms per rotation of this key, so the rotates sent after the
+    // first arrive while it is in flight or after it finished.
+    let rotating: RunningConsumer | undefined;
+    try {
+      rotating = await connector.consume({
+        stream: STREAMS.operations,
+        durable: DURABLES.connector('aws'),
+        handler: async (message) => {
+          const operation = message.json<{ data: OperationData }>().data;
+          if (operation.keyId !== keyId || operation.action !== 'rotate') {
+            return;
+          }
+          await sleep(150);
+          await publishOutcome(operation, 'version-created', {
+            version: operation.version,
+            nativeVersionId: `arn:stand-in:${keyId}:${operation.version}`,
+            primaryVersion: operation.version,
+          });
+        },
+      });
+
+      // Five CLI runs started at once: one issue time, arrivals spread over about a second.
+      const issuedAt = new Date().toISOString();
+      const rotations = Array.from({ length: 5 }, () =>
+        buildEnvelope({
+          id: newCommandId(),
+          type: messageTypes.command('rotate'),
+          subject: keyId,
+          data: { keyId },
+          actor: 'user:alice',
+          source: 'keytower/e2e',
+          time: issuedAt,
+        }),
+      );
+      for (const rotation of rotations) {
+        await sendCommand(cli, rotation);
+        await sleep(250);
+      }
+
+      const statuses = await Promise.all(
+        rotations.map((rotation) =>
+          waitForStatus(admin, rotation.id, (entry) => entry.status === 'succeeded'),
+        ),
+      );
+      const admitted = statuses.filter((entry) => entry.decision?.outcome === 'admitted');
+      const folded = statuses.filter((entry) => entry.decision?.outcome === 'folded');
+      assert.equal(admitted.length, 1);
+      assert.equal(folded.length, 4);
+      const rotation = admitted[0];
+      assert.ok(rotation);
+      for (const entry of folded) {
+        assert.equal(entry.reason?.code, 'rotation-folded');
+        assert.equal(
+          entry.reason?.message,
+          `folded into the rotation to version 2 (operation ${rotation.operationId}), which finished after this command was issued`,
+        );
+        assert.equal(entry.operationId, rotation.operationId);
+        assert.deepEqual(entry.terminalEvent, rotation.terminalEvent);
+      }
+
+      const operations = await operationsFor(admin, keyId);
+      assert.equal(
+        operations.filter(
+          (operation) => (operation.data as { data: OperationData }).data.action === 'rotate',
+        ).length,
+        1,
+      );
+      const entry = await readInventory(keyId);
+      assert.equal(entry?.primaryVersion, 2);
+      assert.deepEqual(
+        entry?.versions.map((version) => [version.version, version.state]),
+        [
+          [1, 'enabled'],
+          [2, 'enabled'],
+        ],
+      );
+      assert.equal(entry?.pending, null);
+    } finally {
+      await rotating?.stop();
+    }
+  });
+
+  test('rotate issued after the rotation admits', async () => {
+    const keyId = await createKey();
+    const first = commandEnvelope('rotate', { keyId });
+    await sendCommand(cli, first);
+    await waitForStatus(admin, first.id, (entry) => entry.status === 'in-progress');
+    const operation = (await waitForOperations(keyId, 2)).find(
+      (candidate) => candidate.action === 'rotate',
+    );
+    assert.ok(operation);
+    await publishOutcome(operation, 'version-created', {
+      version: 2,
+      nativeVersionId: `arn:stand-in:${keyId}:2`,
+      primaryVersion: 2,
+    });
+    await waitForStatus(admin, first.id, (entry) => entry.status === 'succeeded');
+
+    const later = commandEnvelope('rotate', { keyId });
+    await sendCommand(cli, later);
+    const status = await waitForStatus(admin, later.id, (entry) => entry.status !== 'received');
+    assert.equal(status.status, 'in-progress');
+    assert.equal(status.decision?.outcome, 'admitted');
+    assert.equal((await readInventory(keyId))?.pending?.version, 3);
   });
 
   test('two replicas admit one rotation', async () => {
@@ -314,19 +494,15 @@ describe('policy service', () => {
       await Promise.all(rotations.map((rotation) => sendCommand(cli, rotation)));
       const statuses = await Promise.all(
         rotations.map((rotation) =>
-          waitForStatus(
-            admin,
-            rotation.id,
-            (entry) => entry.status === 'in-progress' || entry.status === 'rejected',
-          ),
+          waitForStatus(admin, rotation.id, (entry) => entry.status === 'in-progress'),
         ),
       );
-      const admitted = statuses.filter((entry) => entry.status === 'in-progress');
+      const admitted = statuses.filter((entry) => entry.decision?.outcome === 'admitted');
       assert.equal(admitted.length, 1);
       assert.ok(
         statuses.every(
           (entry) =>
-            entry.status === 'in-progress' || entry.reason?.code === 'rotation-in-progress',
+            entry.decision?.outcome === 'admitted' || entry.reason?.code === 'rotation-folded',
         ),
       );
 
@@ -337,7 +513,9 @@ describe('policy service', () => {
         output
           .split('\n')
           .filter(
-            (line) => line.includes(keyId) && /command rejected|operation admitted/.test(line),
+            (line) =>
+              line.includes(keyId) &&
+              /rotate folded into the rotation in flight|operation admitted/.test(line),
           ).length;
       assert.ok(
         decidedHere(replica.output()) > 0,
