@@ -49,18 +49,38 @@ function allCommands(command: Command): Command[] {
   return command.commands.flatMap((child) => [child, ...allCommands(child)]);
 }
 
+/** Returns the index of the first argument after the global options (`--stack <profile>`, `--json`). */
+function skipGlobalOptions(args: readonly string[]): number {
+  let index = 0;
+  while (index < args.length) {
+    const arg = args[index] ?? '';
+    if (arg === '--stack') {
+      index += 2;
+    } else if (arg === '--json' || arg.startsWith('--stack=')) {
+      index += 1;
+    } else {
+      break;
+    }
+  }
+  return index;
+}
+
 /**
  * Rewrites `help <command> <subcommand>…` into `<command> <subcommand>… --help`. Commander's own
  * help command reads only its first operand, so `help keys create` would print the `keys` help.
- * Other arguments pass through unchanged.
+ * Global options before `help` and options after the command names are kept.
  */
 function expandHelpCommand(program: Command, args: readonly string[]): string[] {
-  if (args[0] !== 'help' || args.length < 2) {
+  const helpIndex = skipGlobalOptions(args);
+  if (args[helpIndex] !== 'help' || helpIndex + 1 >= args.length) {
     return [...args];
   }
-  const firstOption = args.findIndex((arg, index) => index > 0 && arg.startsWith('-'));
-  const names = args.slice(1, firstOption === -1 ? args.length : firstOption);
-  const options = firstOption === -1 ? [] : args.slice(firstOption);
+  const globals = args.slice(0, helpIndex);
+  const rest = args.slice(helpIndex + 1);
+  const firstOption = rest.findIndex((arg) => arg.startsWith('-'));
+  const names = firstOption === -1 ? rest : rest.slice(0, firstOption);
+  const options = firstOption === -1 ? [] : rest.slice(firstOption);
+
   let command = program;
   for (const name of names) {
     const child = command.commands.find(
@@ -73,7 +93,7 @@ function expandHelpCommand(program: Command, args: readonly string[]): string[] 
     }
     command = child;
   }
-  return [...names, ...options, '--help'];
+  return [...globals, ...names, ...options, '--help'];
 }
 
 /** Closes quietly when the reader of standard output goes away (`keytower … | head`). */

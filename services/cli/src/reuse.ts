@@ -64,8 +64,8 @@ export async function assertStoredCommandMatches(
     }
     original = stored.json<Envelope>();
   } catch {
-    // NOTE: a stack started before the `cli` user could read KMS_COMMANDS rejects this read;
-    // only the command type and key in the status entry are compared then.
+    // NOTE: NATS rejects this read on a stack started before the `cli` user could read
+    // KMS_COMMANDS, and the bus logs the permission error. Only the status entry is compared then.
     return;
   }
   if (original.id !== sent.id) {
