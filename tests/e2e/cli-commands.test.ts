@@ -4,17 +4,15 @@
 // Keys use the `aws` provider, served here by a stand-in connector on the `connector-aws`
 // durable that replies to every operation with the outcome event a connector publishes (or
 // with `operation.failed` for labels starting with `fail`, and fails permanently, so the
-// bus dead-letters the operation, for labels starting with `crash`). The suite writes the `aws`
-// capability descriptor to `kms_capabilities`, as a connector does at start, because policy
-// rejects a create for a provider without one. The full path through the HSM connector is
-// covered by cli-lifecycle.test.ts.
+// bus dead-letters the operation, for labels starting with `crash`). Connecting as
+// `connector-aws` registers the `aws` capability descriptor, without which policy rejects the
+// create. The full path through the HSM connector is covered by cli-lifecycle.test.ts.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Bus, PermanentError, type RunningConsumer } from '@keytower/bus';
-import { AWS_CAPABILITIES, type CapabilityDescriptor, GCP_CAPABILITIES } from '@keytower/provider';
 import {
   BUCKETS,
   buildEnvelope,
@@ -133,19 +131,12 @@ async function reply(operation: OperationData, time: string): Promise<void> {
   );
 }
 
-/** Writes a provider's capability descriptor, as its connector does when it starts. */
-async function registerCapabilities(bus: Bus, descriptor: CapabilityDescriptor): Promise<void> {
-  const bucket = await bus.kv(BUCKETS.capabilities);
-  await bucket.put(descriptor.provider, JSON.stringify(descriptor));
-}
-
 before(async () => {
   environment = await natsEnvironment();
   policy = await startPolicy(environment);
   audit = await startService(environment, 'audit', { readyPattern: /audit writer started/ });
   admin = await connectAs(environment, 'admin');
   connector = await connectAs(environment, 'connector-aws');
-  await registerCapabilities(connector, AWS_CAPABILITIES);
   standIn = await connector.consume({
     stream: STREAMS.operations,
     durable: DURABLES.connector('aws'),
@@ -497,6 +488,30 @@ describe('keytower CLI', () => {
     );
   });
 
+  test('concurrent rotates fold into one', async () => {
+    const keyId = await createKey('cli-fold');
+    const runs = await Promise.all(
+      [1, 2, 3].map(async () => await runCli(['keys', 'rotate', keyId], cliEnv)),
+    );
+    for (const run of runs) {
+      assert.equal(run.code, 0, run.stderr);
+    }
+    const rotated = runs.filter((run) => run.stdout.startsWith('rotated key'));
+    const folded = runs.filter((run) => run.stdout.startsWith('rotation of key'));
+    assert.ok(rotated.length >= 1, runs.map((run) => run.stdout).join(''));
+    assert.equal(rotated.length + folded.length, runs.length);
+    for (const run of folded) {
+      assert.match(
+        run.stdout,
+        new RegExp(
+          `^rotation of key ${keyId} folded into the rotation by operation op_[0-9a-f]{24}: version [2-4] is primary \\(command [0-9A-Z]{26}\\)\n$`,
+        ),
+      );
+    }
+    const entry = await showKey(keyId);
+    assert.equal(entry.versions.length, 1 + rotated.length);
+  });
+
   test('failed operation exits 3', async () => {
     const run = await runCli(createArgs('fail-on-purpose'), cliEnv);
     assert.equal(run.code, 3);
@@ -526,11 +541,10 @@ describe('keytower CLI', () => {
   });
 
   test('no outcome exits 4 after --timeout', async () => {
-    // A gcp connector that registers its capabilities but never takes an operation, so the
-    // command stays in progress.
+    // Connecting as connector-gcp registers the gcp capabilities, but nothing takes the
+    // operation, so the command stays in progress.
     const silent = await connectAs(environment, 'connector-gcp');
     try {
-      await registerCapabilities(silent, GCP_CAPABILITIES);
       const started = Date.now();
       const run = await runCli(
         [
@@ -654,6 +668,9 @@ describe('keytower CLI', () => {
     assert.equal(nested.code, 0, nested.stderr);
     assert.match(nested.stdout, /^Usage: keytower keys create \[options\]/);
     assert.match(nested.stdout, /--purpose <purpose>/);
+    const afterGlobals = await runCli(['--stack', 'dev', 'help', 'keys', 'create'], {});
+    assert.equal(afterGlobals.code, 0, afterGlobals.stderr);
+    assert.match(afterGlobals.stdout, /^Usage: keytower keys create \[options\]/);
     const group = await runCli(['help', 'keys'], {});
     assert.equal(group.code, 0, group.stderr);
     assert.match(group.stdout, /^Usage: keytower keys \[options\] \[command\]/);
