@@ -4,7 +4,7 @@ export const EXIT_CODES = {
   success: 0,
   /** Policy rejected the command, or a read found nothing. */
   rejected: 1,
-  /** Invalid input on the command line: nothing was published. */
+  /** Invalid input, or a command id that another command owns: nothing new was stored. */
   usage: 2,
   /** The command was admitted but failed or was dead-lettered. */
   failed: 3,
@@ -27,7 +27,7 @@ export class CliError extends Error {
   }
 }
 
-/** Invalid command-line input: exit code 2, before anything is published. */
+/** Invalid command-line input, or a command id that another command owns: exit code 2. */
 export class UsageError extends CliError {
   constructor(message: string) {
     super(message, EXIT_CODES.usage);
