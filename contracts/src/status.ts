@@ -118,6 +118,8 @@ export const inventoryEntrySchema = z
           operationId: z.string().optional(),
           /** Id of the outcome event that created the version; absent like `operationId`. */
           eventId: z.string().optional(),
+          /** Rotates folded into the rotation that created the version, while it was in flight. */
+          foldedCommandIds: z.array(z.string().min(1)).optional(),
         })
         .strict(),
     ),

@@ -375,6 +375,13 @@ describe('policy service', () => {
       assert.match(entry.reason?.message ?? '', /which finished after this command was issued$/);
       assert.equal(entry.terminalEvent?.type, messageTypes.keyEvent('version-created'));
     }
+    const version = (await readInventory(keyId))?.versions.find(
+      (candidate) => candidate.version === 2,
+    );
+    assert.deepEqual(
+      [...(version?.foldedCommandIds ?? [])].sort(),
+      folded.map((entry) => entry.commandId).sort(),
+    );
   });
 
   test('rotations issued together fold (K12)', async () => {
@@ -729,6 +736,52 @@ describe('policy service', () => {
     const entry = await readInventory(keyId);
     assert.equal(entry?.pending, null);
     assert.equal(entry?.versions[0]?.state, 'enabled');
+  });
+
+  test('folded rotate fails with its rotation', async () => {
+    const keyId = await createKey();
+    const first = commandEnvelope('rotate', { keyId });
+    await sendCommand(cli, first);
+    await waitForStatus(admin, first.id, (entry) => entry.status === 'in-progress');
+    const second = commandEnvelope('rotate', { keyId });
+    await sendCommand(cli, second);
+    const joined = await waitForStatus(admin, second.id, (entry) => entry.status !== 'received');
+    assert.equal(joined.status, 'in-progress');
+    assert.equal(joined.decision?.outcome, 'folded');
+    const operation = (await waitForOperations(keyId, 2)).find(
+      (candidate) => candidate.action === 'rotate',
+    );
+    assert.ok(operation);
+
+    const failure = buildEnvelope({
+      id: deriveEventId(operation.operationId, messageTypes.operationFailed),
+      type: messageTypes.operationFailed,
+      subject: keyId,
+      data: {
+        keyId,
+        commandId: operation.commandId,
+        operationId: operation.operationId,
+        provider: 'aws',
+        action: 'rotate',
+        sequence: operation.sequence,
+        error: { code: 'provider-rejected', message: 'stand-in quota exceeded', retryable: false },
+      },
+      actor: 'service:connector-aws',
+      source: 'keytower/e2e-connector',
+    });
+    await connector.publish(subjects.operationFailed(keyId), failure);
+
+    const status = await waitForStatus(admin, second.id, (entry) => entry.status === 'failed');
+    assert.equal(status.reason?.code, 'rotation-folded');
+    assert.equal(
+      status.reason?.message,
+      `folded into the rotation to version 2 (operation ${operation.operationId}), which failed: stand-in quota exceeded`,
+    );
+    assert.equal(status.terminalEvent?.id, failure.id);
+    const own = await waitForStatus(admin, first.id, (entry) => entry.status === 'failed');
+    assert.equal(own.reason?.code, 'provider-rejected');
+    assert.equal((await readInventory(keyId))?.pending, null);
+    assert.equal((await operationsFor(admin, keyId)).length, 2);
   });
 
   test('crash after admission republishes the operation', async () => {

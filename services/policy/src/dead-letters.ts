@@ -129,6 +129,7 @@ async function releaseKey(
     await finishFoldedCommands(
       context.statuses,
       keyId,
+      pending.foldedCommandIds ?? [],
       pending,
       { kind: 'dead-lettered', message: `operation ${pending.operationId} was dead-lettered` },
       context.clock(),

@@ -46,8 +46,12 @@ interface OutcomeFields {
 }
 
 /** Result of applying one event to the entry. */
-type Application =
-  { kind: 'applied'; action: KeyAction | null } | { kind: 'duplicate'; action: KeyAction | null };
+type Application = {
+  kind: 'applied' | 'duplicate';
+  action: KeyAction | null;
+  /** The entry after the event; null when the key has none. */
+  entry: InventoryEntry | null;
+};
 
 const MAX_ATTEMPTS = 20;
 
@@ -74,6 +78,7 @@ export function createProjectionHandler(
       correlationId: envelope.correlationid,
     });
     const application = await applyEvent(context, envelope, message.subject, outcome, logger);
+    await finishFoldedRotates(context, envelope, message.subject, outcome, application.entry);
     await recordTerminalStatus(context, envelope, message.subject, outcome, application.action);
     if (application.kind === 'applied') {
       logger.info(
@@ -107,7 +112,7 @@ async function applyEvent(
     const stored = await readEntry(context.inventory, outcome.keyId);
     if (stored === null) {
       if (isFailedCreate(envelope)) {
-        return { kind: 'duplicate', action: 'create' };
+        return { kind: 'duplicate', action: 'create', entry: null };
       }
       throw new RetryableError(`key ${outcome.keyId} has no inventory entry yet`, {
         retryAfterMs: context.gapRetryMs,
@@ -118,7 +123,7 @@ async function applyEvent(
     const action = actionOf(envelope, entry, outcome);
     if (outcome.sequence <= entry.sequence) {
       logger.debug({ sequence: outcome.sequence, applied: entry.sequence }, 'duplicate event');
-      return { kind: 'duplicate', action };
+      return { kind: 'duplicate', action, entry };
     }
     if (outcome.sequence > entry.sequence + 1) {
       logger.info(
@@ -131,12 +136,17 @@ async function applyEvent(
       );
     }
 
-    if (entry.pending !== null && entry.pending.operationId === outcome.operationId) {
-      // Before the entry write, so a redelivery after a failed status write still finds the
-      // folded commands in the pending operation.
+    if (
+      envelope.type === messageTypes.operationFailed &&
+      entry.pending !== null &&
+      entry.pending.operationId === outcome.operationId
+    ) {
+      // Before the entry write, which clears the pending operation, so a redelivery after a
+      // failed status write still finds the folded rotates there.
       await finishFoldedCommands(
         context.statuses,
         outcome.keyId,
+        entry.pending.foldedCommandIds ?? [],
         entry.pending,
         foldEnding(envelope, subject),
         context.clock(),
@@ -148,11 +158,11 @@ async function applyEvent(
         // A key whose creation failed has nothing at the provider: drop its entry so it does
         // not show up as a key.
         await deleteEntry(context.inventory, outcome.keyId, stored.revision);
-      } else {
-        const next = project(entry, envelope, outcome, context.clock());
-        await writeEntry(context.inventory, next, stored.revision);
+        return { kind: 'applied', action, entry: null };
       }
-      return { kind: 'applied', action };
+      const next = project(entry, envelope, outcome, context.clock());
+      await writeEntry(context.inventory, next, stored.revision);
+      return { kind: 'applied', action, entry: next };
     } catch (error) {
       if (!isRevisionConflict(error)) {
         throw error;
@@ -161,6 +171,35 @@ async function applyEvent(
   }
   throw new Error(
     `inventory entry of key ${outcome.keyId} changed on each of ${MAX_ATTEMPTS} attempts`,
+  );
+}
+
+/**
+ * Ends the rotates folded into the rotation that created a version, once the version is in the
+ * inventory, so a CLI waiting on one of them reads the new primary version. Runs for
+ * duplicates too, because the version keeps the folded command ids.
+ */
+async function finishFoldedRotates(
+  context: ProjectionContext,
+  envelope: Envelope,
+  subject: string,
+  outcome: OutcomeFields,
+  entry: InventoryEntry | null,
+): Promise<void> {
+  if (envelope.type !== messageTypes.keyEvent('version-created') || entry === null) {
+    return;
+  }
+  const version = entry.versions.find((candidate) => candidate.operationId === outcome.operationId);
+  if (version?.foldedCommandIds === undefined) {
+    return;
+  }
+  await finishFoldedCommands(
+    context.statuses,
+    outcome.keyId,
+    version.foldedCommandIds,
+    { operationId: outcome.operationId, version: version.version },
+    foldEnding(envelope, subject),
+    context.clock(),
   );
 }
 
@@ -272,6 +311,12 @@ export function project(
         },
       ].sort((left, right) => left.version - right.version);
       next.primaryVersion = data.primaryVersion;
+      const folded = entry.pending?.foldedCommandIds;
+      if (entry.pending?.operationId === outcome.operationId && folded !== undefined) {
+        next.versions = next.versions.map((version) =>
+          version.version === data.version ? { ...version, foldedCommandIds: folded } : version,
+        );
+      }
       break;
     }
     case messageTypes.keyEvent('disabled'):

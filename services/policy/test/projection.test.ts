@@ -101,6 +101,46 @@ describe('project', () => {
     assert.equal(next.sequence, 1);
   });
 
+  test('rotation keeps its folded rotates', () => {
+    const created = event(
+      'created',
+      {
+        purpose: 'encrypt',
+        algorithm: 'AES_256',
+        label: 'orders',
+        tags: {},
+        version: 1,
+        nativeVersionId: 'obj-1',
+        primaryVersion: 1,
+      },
+      1,
+      'op_create',
+    );
+    const enabled = project(creating(), created.envelope, created.outcome, NOW);
+    const rotating: InventoryEntry = {
+      ...enabled,
+      pending: {
+        operationId: 'op_2',
+        commandId: 'C2',
+        action: 'rotate',
+        version: 2,
+        sequence: 2,
+        admittedAt: NOW.toISOString(),
+        foldedCommandIds: ['C3', 'C4'],
+      },
+    };
+    const rotated = event(
+      'version-created',
+      { version: 2, nativeVersionId: 'obj-2', primaryVersion: 2 },
+      2,
+      'op_2',
+    );
+    const next = project(rotating, rotated.envelope, rotated.outcome, NOW);
+    assert.equal(next.pending, null);
+    assert.deepEqual(next.versions[1]?.foldedCommandIds, ['C3', 'C4']);
+    assert.equal(next.versions[0]?.foldedCommandIds, undefined);
+  });
+
   test('rotation, disable, schedule, cancel, destroy', () => {
     const created = event(
       'created',
