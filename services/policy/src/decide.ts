@@ -101,6 +101,10 @@ export type Decision =
  * is decided as a new rotation. Commands sent together arrive within seconds, and clocks kept
  * by NTP differ by far less than this. A wider window would only let a sender whose clock runs
  * minutes late have its rotate folded into a rotation it was really issued after.
+ *
+ * NOTE: the finish time is the `version-created` event time, from the connector's clock. A
+ * sender clock up to 2 minutes late can still fold a rotate issued just after a rotation, and
+ * one early by as much can get a new rotation for a rotate issued just before one finished.
  */
 export const MAX_FOLD_CLOCK_SKEW_MS = 2 * 60 * 1000;
 
