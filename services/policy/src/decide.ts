@@ -19,9 +19,11 @@ import { type AllowList, authorize } from './authorize.ts';
 
 /**
  * The policy decision as a pure function. Its inputs are a command, the actor allow-list, the
- * key's inventory entry, the settings and the time. Its result is an admission (with the
- * operation to forward and the inventory entry to write), a resumption of the command's own
- * operation, or a rejection. Nothing here reads the clock or the bus.
+ * key's inventory entry, the settings, the time and, for a create or import, the provider's
+ * capability descriptor. Its result is an admission (with the operation to forward and the
+ * inventory entry to write), a resumption of the command's own operation, a rotate folded into
+ * another rotation (joined while in flight, or ended by one already finished), or a rejection.
+ * Nothing here reads the clock or the bus.
  */
 
 /** A command that matched its contract, reduced to what the decision needs. */
