@@ -7,7 +7,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { connectBus } from '@keytower/bus';
 import { readStackDescriptor, type StackDescriptor } from '@keytower/config';
+import { BUCKETS } from '@keytower/contracts';
+import { HSM_CAPABILITIES } from '@keytower/provider';
+import { createLogger } from '@keytower/telemetry';
 
 // eslint-disable-next-line @nx/enforce-module-boundaries -- the root scripts are not an Nx project; this suite runs the demo's own scenario on purpose
 import {
@@ -99,12 +103,36 @@ describe('demo scenario on the test stack', { timeout: 300_000 }, () => {
 
 // Without connector-hsm nothing carries out the first create, so the scenario must stop there and
 // say so: this is what makes `npm run demo` exit non-zero instead of printing a false success.
+/**
+ * Stores the HSM capability descriptor, as a connector does when it starts, so policy admits HSM
+ * commands although no connector runs now: a registered connector that is down.
+ */
+async function registerHsmConnector(descriptor: StackDescriptor): Promise<void> {
+  const admin = descriptor.nats.users.admin;
+  if (admin === undefined) throw new Error('the stack descriptor has no admin NATS user');
+
+  const bus = await connectBus({
+    servers: descriptor.nats.url,
+    user: admin.user,
+    password: admin.password,
+    name: 'e2e-demo-register-hsm',
+    logger: createLogger({ service: 'e2e', level: 'warn', destination: process.stderr }),
+  });
+  try {
+    const capabilities = await bus.kv(BUCKETS.capabilities);
+    await capabilities.put(HSM_CAPABILITIES.provider, JSON.stringify(HSM_CAPABILITIES));
+  } finally {
+    await bus.close();
+  }
+}
+
 describe('demo scenario without a connector', { timeout: 120_000 }, () => {
   let services: RunningServices | undefined;
   let report: DemoScenarioReport;
 
   before(async () => {
     const descriptor = readStackDescriptor();
+    await registerHsmConnector(descriptor);
     services = await startServices({
       descriptor,
       names: ['policy'],
