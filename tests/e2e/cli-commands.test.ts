@@ -679,6 +679,8 @@ describe('keytower CLI', () => {
   test('closed stdout exits 0 quietly', async () => {
     // The reader closes the pipe after the first chunk, as `| head -1` does. The follow mode of
     // `audit tail` writes again when the next record arrives, after the pipe is closed.
+    const first = await runCli(createArgs('cli-epipe-first'), cliEnv);
+    assert.equal(first.code, 0, first.stderr);
     const child = spawn(
       process.execPath,
       [join(REPO_ROOT, 'services', 'cli', 'src', 'main.ts'), 'audit', 'tail', '-n', '1'],
@@ -688,29 +690,42 @@ describe('keytower CLI', () => {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolveExit) =>
       child.once('close', (exitCode) => resolveExit(exitCode)),
     );
-    await new Promise((resolveData) => child.stdout.once('data', resolveData));
-    child.stdout.destroy();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     try {
+      // The race ends the wait when the kill timer stops a CLI that printed nothing.
+      await Promise.race([
+        new Promise((resolveData) => child.stdout.once('data', resolveData)),
+        exited,
+      ]);
+      child.stdout.destroy();
       const created = await runCli(createArgs('cli-epipe'), cliEnv);
       assert.equal(created.code, 0, created.stderr);
       assert.equal(await exited, 0, stderr);
       assert.equal(stderr, '');
     } finally {
       clearTimeout(timer);
+      child.kill('SIGKILL');
     }
 
-    const help = spawnSync(
+    // Here the pipe is closed before the CLI starts, so its first write of the help fails.
+    const help = spawn(
       process.execPath,
       [join(REPO_ROOT, 'services', 'cli', 'src', 'main.ts'), '--help'],
-      { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] },
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    assert.equal(help.status, 0, help.stderr);
+    help.stdout.destroy();
+    let helpStderr = '';
+    help.stderr.on('data', (chunk: Buffer) => (helpStderr += chunk.toString()));
+    const helpCode = await new Promise<number | null>((resolveExit) =>
+      help.once('close', (exitCode) => resolveExit(exitCode)),
+    );
+    assert.equal(helpCode, 0, helpStderr);
+    assert.equal(helpStderr, '');
   });
 
   test('missing settings suggest --stack dev', async () => {
