@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@clickhouse/client';
 import type { Bus } from '@keytower/bus';
 import { readStackDescriptor, type StackDescriptor } from '@keytower/config';
-import { messageTypes, STREAMS, subjects } from '@keytower/contracts';
+import { messageTypes, newCommandId, STREAMS, subjects } from '@keytower/contracts';
 import {
   connectAs,
   type NatsEnvironment,
@@ -257,6 +257,59 @@ describe('key lifecycle through the CLI', { skip }, () => {
     }
 
     process.stdout.write(`# lifecycle CLI round trips (ms): ${JSON.stringify(timings)}\n`);
+  });
+
+  test('reused command id changes nothing', async () => {
+    const created = await keytower([
+      'keys',
+      'create',
+      '--provider',
+      'hsm',
+      '--purpose',
+      'sign',
+      '--algorithm',
+      'EC_P256',
+      '--label',
+      'lifecycle-reuse',
+    ]);
+    const keyId = created.keyId;
+    const commandId = newCommandId();
+    await keytower(['keys', 'rotate', keyId, '--command-id', commandId]);
+
+    const reused = await runCli(
+      [
+        'keys',
+        'disable',
+        keyId,
+        '--version',
+        '1',
+        '--command-id',
+        commandId,
+        '--actor',
+        'user:alice',
+      ],
+      cliEnv,
+    );
+    assert.equal(reused.code, 2, reused.stderr);
+    assert.match(
+      reused.stderr,
+      new RegExp(
+        `^command id ${commandId} is already used by a different command \\(rotate of key ${keyId}\\)`,
+      ),
+    );
+
+    const shown = await runCli(['--json', 'keys', 'show', keyId], cliEnv);
+    assert.equal(shown.code, 0, shown.stderr);
+    const entry = JSON.parse(shown.stdout) as { versions: Array<{ state: string }> };
+    assert.deepEqual(
+      entry.versions.map((version) => version.state),
+      ['enabled', 'enabled'],
+    );
+    const operations = await readStream(admin, STREAMS.operations, `kms.op.v1.*.*.${keyId}`);
+    assert.deepEqual(
+      operations.map((operation) => operation.subject.split('.')[4]),
+      ['create', 'rotate'],
+    );
   });
 });
 
