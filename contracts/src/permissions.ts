@@ -120,6 +120,18 @@ const STREAM_ADMINISTRATION = [
   '$JS.API.ACCOUNT.PURGE.>',
 ];
 
+/**
+ * Creating, changing or deleting a provisioned durable. Users that may open ephemeral ordered
+ * consumers on a stream hold wildcard consumer rights on it, so the durables are denied by name.
+ */
+function durableAdministration(): string[] {
+  return topology.consumers.flatMap((consumer) => [
+    `$JS.API.CONSUMER.CREATE.${consumer.stream}.${consumer.durable}`,
+    `$JS.API.CONSUMER.CREATE.${consumer.stream}.${consumer.durable}.>`,
+    `$JS.API.CONSUMER.DELETE.${consumer.stream}.${consumer.durable}`,
+  ]);
+}
+
 function streamRead(stream: string): string[] {
   return [
     `$JS.API.STREAM.INFO.${stream}`,
@@ -196,7 +208,7 @@ export function userPermissions(): UserPermissions[] {
     return {
       user: grant.user,
       description: grant.description,
-      publish: { allow: publish, deny: STREAM_ADMINISTRATION },
+      publish: { allow: publish, deny: [...STREAM_ADMINISTRATION, ...durableAdministration()] },
       subscribe: { allow: [`${inboxPrefix(grant.user)}.>`], deny: [] },
     };
   });

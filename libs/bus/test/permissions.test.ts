@@ -137,6 +137,27 @@ describe(
       );
     });
 
+    test('cli cannot delete a provisioned durable', async () => {
+      const cli = await connectAs('cli');
+
+      await assert.rejects(
+        cli.manager.consumers.delete(STREAMS.audit, 'sink-kafka'),
+        /permission|timeout/i,
+      );
+      const kept = await admin.manager.consumers.info(STREAMS.audit, 'sink-kafka');
+      assert.equal(kept.name, 'sink-kafka');
+    });
+
+    test('cli reads the audit stream with an ordered consumer', async () => {
+      const cli = await connectAs('cli');
+      const consumer = await cli.jetstream.consumers.get(STREAMS.audit);
+
+      // The stream is empty, so the ordered consumer is created and the pull expires with nothing.
+      const next = await consumer.next({ expires: 1_000 });
+
+      assert.equal(next, null);
+    });
+
     test('cli publishes commands and reads command status', async () => {
       const cli = await connectAs('cli');
       const ack = await cli.publish(
