@@ -88,6 +88,20 @@ async function stopServer(
   return pid;
 }
 
+/**
+ * Suspends a stack server with SIGSTOP: its sockets stay open and it answers nothing, like a
+ * broker behind a network that drops packets. Returns the pid for `SIGCONT`.
+ */
+function freezeServer(descriptor: StackDescriptor, name: 'kafka'): number {
+  const pidFile = join(REPO_ROOT, '.data', descriptor.profile, 'run', `${name}.pid`);
+  const pid = Number.parseInt(readFileSync(pidFile, 'utf8').trim(), 10);
+  assert.ok(Number.isInteger(pid), `${pidFile} holds no pid`);
+  assert.ok(isAlive(pid), `${name} is not running (pid ${pid} from ${pidFile})`);
+
+  process.kill(pid, 'SIGSTOP');
+  return pid;
+}
+
 /** Starts whatever server of the stack is stopped; the stack script leaves running ones alone. */
 async function restartStack(descriptor: StackDescriptor): Promise<void> {
   const code = await runStack('up', descriptor.profile, portOffsetOf(descriptor));
@@ -323,9 +337,44 @@ describe('pipeline with an audit store down', { timeout: 900_000 }, () => {
     );
   });
 
+  // Field case K11: a hung broker, not a refused connection, must not stall key operations.
+  test('Kafka frozen: key commands and ClickHouse go on', async () => {
+    const pid = freezeServer(descriptor, 'kafka');
+    let batch: Batch;
+    let heldBack: number;
+    let otherLeft: number;
+    try {
+      batch = await runBatch(connections(), 'kafka-frozen');
+      heldBack = await undelivered(connections().admin, DURABLES.sinkKafka);
+      otherLeft = await waitUntilDelivered(connections().admin, DURABLES.sinkClickhouse, 60_000);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+
+    batches.push(batch);
+    console.log(
+      `# Kafka frozen: ${batch.loop.succeeded} creates, p50 ${Math.round(batch.loop.latency.p50Ms)} ms, p99 ${Math.round(batch.loop.latency.p99Ms)} ms`,
+    );
+    assert.ok(
+      heldBack > 0,
+      'the Kafka sink had nothing waiting, so the broker was not really hung',
+    );
+    assert.equal(otherLeft, 0, 'the ClickHouse sink fell behind while Kafka was hung');
+
+    const leftForKafka = await waitUntilDelivered(
+      connections().admin,
+      DURABLES.sinkKafka,
+      DELIVERY_TIMEOUT_MS,
+    );
+    assert.equal(leftForKafka, 0, 'the Kafka sink did not catch up after the broker resumed');
+    const kafkaIds = await readKafka(descriptor, batch);
+    const missingOnKafka = [...batch.expectedIds].filter((id) => !kafkaIds.has(id));
+    assert.deepEqual(missingOnKafka, [], 'records missing on the SIEM topic after the hang');
+  });
+
   // Kept apart from the delivery checks, so a failed provider call points here and not at a sink.
   test('every create succeeded under load', () => {
-    assert.equal(batches.length, 2, 'an earlier test did not run its batch');
+    assert.equal(batches.length, 3, 'an earlier test did not run its batch');
     for (const batch of batches) {
       assert.deepEqual(batch.loop.unsuccessful, {});
       assert.equal(batch.loop.succeeded, COMMANDS);
