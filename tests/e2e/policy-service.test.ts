@@ -285,7 +285,7 @@ describe('policy service', () => {
       assert.equal(status.reason?.field, 'data.provider');
       assert.equal(
         status.reason?.message,
-        'provider gcp is unavailable: no connector for it has registered; start connector-gcp and try again',
+        'provider gcp is unavailable: no connector-gcp has registered its capabilities; run a connector for gcp, or choose a provider whose connector is registered',
       );
       assert.equal(await readInventory(create.subject), null);
       assert.equal((await operationsFor(admin, create.subject)).length, 0);

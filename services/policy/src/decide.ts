@@ -334,7 +334,7 @@ function checkProvider(
   if (descriptor === null) {
     return reject(
       'provider-unavailable',
-      `provider ${data.provider} is unavailable: no connector for it has registered; start connector-${data.provider} and try again`,
+      `provider ${data.provider} is unavailable: no connector-${data.provider} has registered its capabilities; run a connector for ${data.provider}, or choose a provider whose connector is registered`,
       'data.provider',
     );
   }

@@ -152,7 +152,7 @@ describe('decide: provider capabilities', () => {
     assertRejected(
       decision,
       'provider-unavailable',
-      /^provider gcp is unavailable: no connector for it has registered; start connector-gcp and try again$/,
+      /^provider gcp is unavailable: no connector-gcp has registered its capabilities; run a connector for gcp, or choose a provider whose connector is registered$/,
     );
     assert.equal(decision.outcome === 'reject' ? decision.field : null, 'data.provider');
   });
