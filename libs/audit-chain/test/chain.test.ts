@@ -181,7 +181,9 @@ describe('chainHash', () => {
 describe('buildRecord', () => {
   test('builds a three-record chain from genesis', () => {
     const [first, second, third] = buildThreeRecords();
-    assert.ok(first && second && third);
+    assert.ok(first, 'first record missing');
+    assert.ok(second, 'second record missing');
+    assert.ok(third, 'third record missing');
 
     assert.equal(canonicalRecord(first), CANONICAL_1);
     assert.equal(first.hash, HASH_1);
@@ -254,7 +256,8 @@ describe('verifyChain', () => {
 
   test('accepts a segment after a trusted position', () => {
     const [, second, third] = buildThreeRecords();
-    assert.ok(second && third);
+    assert.ok(second, 'second record missing');
+    assert.ok(third, 'third record missing');
     const result = verifyChain([second, third], { after: { sequence: 1, hash: HASH_1 } });
     assert.equal(result.ok, true);
   });
@@ -292,7 +295,8 @@ describe('verifyChain', () => {
 
   test('detects a removed record', () => {
     const [first, , third] = buildThreeRecords();
-    assert.ok(first && third);
+    assert.ok(first, 'first record missing');
+    assert.ok(third, 'third record missing');
     const result = verifyChain([first, third]);
     assert.ok(!result.ok);
     assert.equal(result.break.sequence, 2);
