@@ -17,7 +17,7 @@ export interface ContractIssue {
   message: string;
 }
 
-/** Why a message did not match the contracts; `message` is the first issue, readable alone. */
+/** Reason a message did not match the contracts. `message` is the first issue, readable alone. */
 export interface ContractError {
   field: string;
   expected: string;

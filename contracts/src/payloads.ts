@@ -87,7 +87,7 @@ export const incidentReportCommandSchema = z
     keyId: keyIdSchema,
     severity: z.enum(['low', 'medium', 'high', 'critical']),
     summary: z.string().min(1).max(2000),
-    /** What containment the reporter asks for; the incident service plans the steps. */
+    /** Containment the reporter requests. The incident service plans the steps. */
     requestedContainment: z.enum(['disable', 'rotate', 'destroy']),
   })
   .strict();

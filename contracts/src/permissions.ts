@@ -32,7 +32,7 @@ export function inboxPrefix(user: string): string {
   return `_INBOX_${user.replace(/[^A-Za-z0-9]/g, '_')}`;
 }
 
-/** Returns the environment variable that holds a user's NATS password for nats-server. */
+/** Returns the environment variable that contains a user's NATS password for nats-server. */
 export function passwordVariable(user: string): string {
   return `KEYTOWER_NATS_PASSWORD_${user.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 }

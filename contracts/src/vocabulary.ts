@@ -37,7 +37,7 @@ export const KEY_EVENTS = [
 ] as const;
 export type KeyEventName = (typeof KEY_EVENTS)[number];
 
-/** What a key is for. */
+/** Key purposes: encryption or signing. */
 export const KEY_PURPOSES = ['encrypt', 'sign'] as const;
 export type KeyPurpose = (typeof KEY_PURPOSES)[number];
 
@@ -58,7 +58,7 @@ export const SYSTEM_ACTORS = ['system:scheduler', 'system:incident', 'system:pol
 export const DEFAULT_PENDING_WINDOW_SECONDS = 7 * 24 * 3600;
 /** The shortest pending window a production deployment accepts: 7 days. */
 export const MIN_PENDING_WINDOW_SECONDS = 7 * 24 * 3600;
-/** The longest pending window keytower accepts: 30 days. */
+/** The maximum pending window keytower accepts: 30 days. */
 export const MAX_PENDING_WINDOW_SECONDS = 30 * 24 * 3600;
 /** The floor of the pending window under an explicit test profile: 1 second. */
 export const TEST_PROFILE_MIN_PENDING_WINDOW_SECONDS = 1;

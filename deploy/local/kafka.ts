@@ -140,7 +140,7 @@ function adminClient(profile: Profile): Kafka {
   });
 }
 
-/** Sends a metadata request; healthy when the broker answers with at least one broker. */
+/** Sends a metadata request; healthy when the response lists at least one broker. */
 async function isHealthy(profile: Profile): Promise<boolean> {
   const admin = adminClient(profile).admin();
   try {

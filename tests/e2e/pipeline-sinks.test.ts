@@ -89,7 +89,7 @@ async function stopServer(
 }
 
 /**
- * Suspends a stack server with SIGSTOP: its sockets stay open and it answers nothing, like a
+ * Suspends a stack server with SIGSTOP: its sockets stay open and it sends no responses, like a
  * broker behind a network that drops packets. Returns the pid for `SIGCONT`.
  */
 function freezeServer(descriptor: StackDescriptor, name: 'kafka'): number {

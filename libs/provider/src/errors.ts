@@ -141,7 +141,7 @@ export class AuthenticationError extends ProviderError {
 
 /**
  * The provider rejected a signed request because the local clock differs too much from its
- * own. Retryable, because the signing library usually corrects its offset from the answer.
+ * own. Retryable, because the signing library usually corrects its offset from the response.
  */
 export class ClockSkewError extends ProviderError {
   override readonly name = 'ClockSkewError';
